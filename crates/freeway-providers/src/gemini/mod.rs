@@ -1,0 +1,149 @@
+//! The Gemini API protocol: `generateContent` and `streamGenerateContent?alt=sse`.
+
+mod request;
+mod response;
+
+use freeway_types::{
+    ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, EmbeddingResponse, ModelInfo,
+    Provider, ProviderError, StreamAccumulator, StreamEvent,
+};
+
+use crate::decode::{EventDecoder, decode_stream};
+use crate::sse::SseEvent;
+use crate::transport::{HttpClient, HttpSettings};
+use response::{ChunkTranslator, WireEmbeddings, WireModelList, WireResponse};
+
+pub struct GeminiProvider {
+    http: HttpClient,
+}
+
+impl GeminiProvider {
+    /// `settings.base_url` is the host root (`https://generativelanguage.googleapis.com`); the
+    /// key goes in `x-goog-api-key`.
+    pub fn new(settings: &HttpSettings) -> Result<Self, ProviderError> {
+        Ok(Self {
+            http: HttpClient::new(settings)?,
+        })
+    }
+
+    fn model_url(&self, model: &str, method: &str) -> String {
+        self.http.url(&format!("/v1beta/models/{model}:{method}"))
+    }
+
+    fn unsayable(&self, e: request::Unsayable) -> ProviderError {
+        ProviderError::BadRequest {
+            provider: self.http.provider().to_owned(),
+            status: 400,
+            message: e.0,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for GeminiProvider {
+    fn name(&self) -> &str {
+        self.http.provider()
+    }
+
+    async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
+        let body = request::chat_body(request).map_err(|e| self.unsayable(e))?;
+        let url = self.model_url(&request.model, "streamGenerateContent?alt=sse");
+        let response = self
+            .http
+            .post_json(&url, &[], body, response::classify)
+            .await?;
+        let decoder = Decoder {
+            provider: self.http.provider().to_owned(),
+            chunks: ChunkTranslator::default(),
+        };
+        Ok(decode_stream(self.http.events(response), decoder))
+    }
+
+    async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+        let body = request::chat_body(request).map_err(|e| self.unsayable(e))?;
+        let url = self.model_url(&request.model, "generateContent");
+        let response = self
+            .http
+            .post_json(&url, &[], body, response::classify)
+            .await?;
+        let bytes = self.http.read_body(response).await?;
+        let wire: WireResponse = serde_json::from_slice(&bytes)
+            .map_err(|e| self.http.invalid(format!("generateContent: {e}")))?;
+        let id = wire.response_id.clone().unwrap_or_default();
+        let model = wire
+            .model_version
+            .clone()
+            .unwrap_or_else(|| request.model.clone());
+        // One whole response is one chunk of the stream: the same translation serves both.
+        let mut events = Vec::new();
+        let mut chunks = ChunkTranslator::default();
+        chunks.push(wire, &mut events);
+        chunks.finish(&mut events);
+        let mut acc = StreamAccumulator::new();
+        events.into_iter().for_each(|e| acc.push(e));
+        Ok(acc.finish(id, model))
+    }
+
+    async fn list_models(&self) -> Result<Vec<ModelInfo>, ProviderError> {
+        let response = self
+            .http
+            .get(
+                &self.http.url("/v1beta/models?pageSize=1000"),
+                &[],
+                response::classify,
+            )
+            .await?;
+        let bytes = self.http.read_body(response).await?;
+        let list: WireModelList = serde_json::from_slice(&bytes)
+            .map_err(|e| self.http.invalid(format!("model list: {e}")))?;
+        Ok(list.into())
+    }
+
+    async fn embed(&self, request: &EmbeddingRequest) -> Result<EmbeddingResponse, ProviderError> {
+        let body = request::embedding_body(request).map_err(|e| self.unsayable(e))?;
+        let url = self.model_url(&request.model, "batchEmbedContents");
+        let response = self
+            .http
+            .post_json(&url, &[], body, response::classify)
+            .await?;
+        let bytes = self.http.read_body(response).await?;
+        let wire: WireEmbeddings = serde_json::from_slice(&bytes)
+            .map_err(|e| self.http.invalid(format!("batchEmbedContents: {e}")))?;
+        Ok(wire.into_response(&request.model))
+    }
+}
+
+struct Decoder {
+    provider: String,
+    chunks: ChunkTranslator,
+}
+
+impl EventDecoder for Decoder {
+    fn decode(
+        &mut self,
+        event: SseEvent,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<bool, ProviderError> {
+        if event.data.trim().is_empty() {
+            return Ok(false);
+        }
+        let chunk: WireResponse =
+            serde_json::from_str(&event.data).map_err(|e| ProviderError::InvalidResponse {
+                provider: self.provider.clone(),
+                message: format!("stream chunk: {e}"),
+            })?;
+        self.chunks.push(chunk, out);
+        Ok(false)
+    }
+
+    fn finish(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
+        if !self.chunks.has_finish_reason() {
+            return Err(ProviderError::InvalidResponse {
+                provider: self.provider.clone(),
+                message: "the stream ended before the response was complete".into(),
+            });
+        }
+        self.chunks.finish(out);
+        Ok(())
+    }
+}

@@ -8,7 +8,8 @@ use bytes::Bytes;
 use freeway_types::{ProviderError, TimeoutPhase};
 use futures_core::Stream;
 use futures_util::StreamExt;
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+pub use http::HeaderName;
+use http::{HeaderMap, HeaderValue, StatusCode};
 
 use crate::secret::Secret;
 use crate::sse::{SseEvent, SseStream, SseStreamError};

@@ -12,6 +12,7 @@ mod accumulate;
 mod chat;
 mod embeddings;
 mod error;
+mod id;
 mod provider;
 mod stream;
 
@@ -22,5 +23,6 @@ pub use chat::{
 };
 pub use embeddings::{EmbeddingInput, EmbeddingRequest, EmbeddingResponse};
 pub use error::{ErrorKind, ProviderError, TimeoutPhase};
+pub use id::random_id;
 pub use provider::{ChatStream, ModelInfo, Provider};
 pub use stream::StreamEvent;

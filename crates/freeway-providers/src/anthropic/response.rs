@@ -181,7 +181,10 @@ enum BlockStart {
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-#[expect(clippy::enum_variant_names, reason = "the variants are Anthropic's delta type names")]
+#[expect(
+    clippy::enum_variant_names,
+    reason = "the variants are Anthropic's delta type names"
+)]
 enum Delta {
     TextDelta {
         text: String,

@@ -104,7 +104,8 @@ fn finish_reason(reason: &str) -> FinishReason {
 }
 
 /// Translates response chunks into events. Gemini streams text as deltas but each function
-/// call whole, and gives no call ids unless the model version does; missing ids are made up.
+/// call whole, and gives no call ids unless the model version does; missing ids are made up (unique, so
+/// ids never repeat across the turns of a conversation).
 #[derive(Default)]
 pub(super) struct ChunkTranslator {
     tool_calls: u32,
@@ -139,7 +140,7 @@ impl ChunkTranslator {
                     id: call
                         .id
                         .filter(|id| !id.is_empty())
-                        .unwrap_or_else(|| format!("call_{index}")),
+                        .unwrap_or_else(|| freeway_types::random_id("call_")),
                     name: call.name,
                 });
                 let args = call

@@ -243,7 +243,7 @@ impl ChunkDecoder {
                 id: call
                     .id
                     .filter(|id| !id.is_empty())
-                    .unwrap_or_else(|| format!("call_{index}")),
+                    .unwrap_or_else(|| freeway_types::random_id("call_")),
                 name: name.unwrap_or_default(),
             });
         }

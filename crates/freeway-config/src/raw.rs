@@ -1,0 +1,110 @@
+//! The file as written, with spans for error messages. Unknown keys are errors.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub(crate) type S<T> = Spanned<T>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    /// The model that `"model": "default"` resolves to.
+    pub default_model: Option<S<String>>,
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub storage: RawStorage,
+    #[serde(default)]
+    pub cache: RawCache,
+    #[serde(default)]
+    pub providers: Vec<RawProvider>,
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+    #[serde(default)]
+    pub agents: Vec<RawAgent>,
+    #[serde(default)]
+    pub telemetry: RawTelemetry,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServer {
+    pub listen: Option<S<String>>,
+    pub master_key: Option<S<String>>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: Option<S<u64>>,
+    /// Seconds of upstream silence after which a stream gets a keep-alive comment.
+    pub keep_alive_secs: Option<S<f64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStorage {
+    pub url: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCache {
+    pub url: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProvider {
+    pub name: S<String>,
+    pub protocol: Option<S<String>>,
+    /// An OpenAI-compatible vendor whose base URL and conventions to use.
+    pub preset: Option<S<String>>,
+    pub base_url: Option<S<String>>,
+    pub api_key: Option<S<String>>,
+    /// Models to expose; when empty they are discovered from the provider.
+    #[serde(default)]
+    pub models: Vec<S<String>>,
+    /// Whether to ask the provider for its model list (default: when `models` is empty).
+    pub discover_models: Option<S<bool>>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, S<String>>,
+    pub connect_timeout_secs: Option<S<f64>>,
+    pub first_byte_timeout_secs: Option<S<f64>>,
+    pub read_timeout_secs: Option<S<f64>>,
+    /// Anthropic: `max_tokens` sent when the client gives none.
+    pub default_max_tokens: Option<S<u32>>,
+    /// Local: the GGUF file.
+    pub model_path: Option<S<String>>,
+    /// Local: the name clients use for the model (`local/<model>`).
+    pub model: Option<S<String>>,
+    /// Local: inference threads.
+    pub threads: Option<S<u32>>,
+    /// Local: context window in tokens.
+    pub context_size: Option<S<u32>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    pub name: S<String>,
+    pub targets: S<Vec<S<String>>>,
+    pub strategy: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAgent {
+    pub name: S<String>,
+    pub model: Option<S<String>>,
+    pub system_prompt: Option<S<String>>,
+    pub tools: Option<S<Vec<S<String>>>>,
+    pub sandbox: Option<S<String>>,
+    pub approval: Option<S<String>>,
+    pub max_steps: Option<S<u32>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTelemetry {
+    pub otlp_endpoint: Option<S<String>>,
+    pub otlp_protocol: Option<S<String>>,
+}

@@ -1,0 +1,263 @@
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use freeway_config::{Config, ConfigErrors, ProviderKind, Source, Strategy, load_str};
+use freeway_providers::Auth;
+
+fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
+fn source() -> Source {
+    Source {
+        file: Some(PathBuf::from("freeway.toml")),
+        listen: None,
+    }
+}
+
+fn ok(text: &str, vars: &[(&str, &str)]) -> Config {
+    load_str(text, &source(), &env(vars)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn err(text: &str, vars: &[(&str, &str)]) -> ConfigErrors {
+    match load_str(text, &source(), &env(vars)) {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn no_file_means_embedded_defaults() {
+    let c = load_str("", &Source::default(), &env(&[("HOME", "/home/u")])).unwrap();
+    assert_eq!(c.server.listen.to_string(), "127.0.0.1:4000");
+    assert!(c.server.master_key.is_none());
+    assert_eq!(
+        c.storage_url,
+        "sqlite:///home/u/.local/share/freeway/freeway.db"
+    );
+    assert_eq!(c.cache_url, "memory");
+    assert_eq!(c.providers.len(), 1);
+    assert!(matches!(c.providers[0].kind, ProviderKind::Local { .. }));
+    assert_eq!(c.default_model.as_deref(), Some("local/smollm2"));
+}
+
+const CONTRACT: &str = r#"
+[server]
+listen = "127.0.0.1:4000"
+master_key = "${FREEWAY_MASTER_KEY}"
+
+[storage]
+url = "sqlite://freeway.db"
+
+[cache]
+url = "memory"
+
+[[providers]]
+name = "openai"
+protocol = "openai"
+base_url = "https://api.openai.com/v1"
+api_key = "${OPENAI_API_KEY}"
+
+[[providers]]
+name = "claude"
+protocol = "anthropic"
+base_url = "https://api.anthropic.com"
+api_key = "${ANTHROPIC_API_KEY}"
+
+[[routes]]
+name = "smart"
+targets = ["claude/claude-sonnet-4-5", "openai/gpt-4.1"]
+strategy = "fallback"
+
+[[agents]]
+name = "coder"
+model = "smart"
+system_prompt = "..."
+tools = ["read_file", "write_file", "edit_file", "list", "glob", "grep", "bash", "run_code"]
+sandbox = "workspace-write"
+approval = "full-auto"
+max_steps = 50
+
+[telemetry]
+otlp_endpoint = "http://127.0.0.1:4318"
+otlp_protocol = "http/protobuf"
+"#;
+
+#[test]
+fn the_design_contract_parses_with_secrets_resolved() {
+    let c = ok(
+        CONTRACT,
+        &[
+            ("FREEWAY_MASTER_KEY", "mk"),
+            ("OPENAI_API_KEY", "sk-o"),
+            ("ANTHROPIC_API_KEY", "sk-a"),
+        ],
+    );
+    assert_eq!(c.server.master_key.as_ref().unwrap().expose(), "mk");
+    assert_eq!(c.providers.len(), 2);
+    let ProviderKind::Anthropic { settings, .. } = &c.providers[1].kind else {
+        panic!()
+    };
+    let Auth::Header(name, key) = &settings.auth else {
+        panic!()
+    };
+    assert_eq!(name.as_str(), "x-api-key");
+    assert_eq!(key.expose(), "sk-a");
+    assert_eq!(c.routes[0].strategy, Strategy::Fallback);
+    assert_eq!(
+        c.routes[0].targets,
+        ["claude/claude-sonnet-4-5", "openai/gpt-4.1"]
+    );
+    assert_eq!(c.agents[0].max_steps, 50);
+    // Secrets never print.
+    assert!(!format!("{c:?}").contains("sk-a"));
+}
+
+#[test]
+fn a_missing_secret_is_named_with_its_line() {
+    let e = err(
+        CONTRACT,
+        &[("FREEWAY_MASTER_KEY", "mk"), ("OPENAI_API_KEY", "x")],
+    );
+    let text = e.to_string();
+    assert_eq!(e.errors.len(), 1, "{text}");
+    assert!(text.contains("freeway.toml:22:"), "{text}");
+    assert!(text.contains("ANTHROPIC_API_KEY"), "{text}");
+    assert!(text.contains("providers.claude.api_key"), "{text}");
+}
+
+#[test]
+fn unknown_keys_and_syntax_errors_point_at_the_line() {
+    let e = err("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n", &[]);
+    assert!(e.to_string().contains("freeway.toml:3:1"), "{e}");
+    assert!(e.to_string().contains("lisen"), "{e}");
+    let e = err("[server\n", &[]);
+    assert!(e.to_string().contains("freeway.toml:1:"), "{e}");
+}
+
+#[test]
+fn every_semantic_problem_is_reported_at_once_with_hints() {
+    let text = r#"
+[[providers]]
+name = "x"
+protocol = "opena"
+
+[[providers]]
+name = "y"
+protocol = "openai"
+preset = "grok"
+
+[[routes]]
+name = "r"
+targets = ["nope/m"]
+strategy = "weighted"
+"#;
+    let e = err(text, &[]);
+    let s = e.to_string();
+    assert!(
+        s.contains("freeway.toml:4:12") && s.contains("did you mean `openai`"),
+        "{s}"
+    );
+    assert!(
+        s.contains("freeway.toml:9:") && s.contains("did you mean `groq`"),
+        "{s}"
+    );
+    assert!(
+        s.contains("strategy `weighted` is not implemented yet"),
+        "{s}"
+    );
+}
+
+#[test]
+fn environment_overrides_the_file_and_flags_override_both() {
+    let text =
+        "[server]\nlisten = \"127.0.0.1:1000\"\n[[providers]]\nname = \"groq\"\napi_key = \"k\"\n";
+    let c = ok(
+        text,
+        &[
+            ("FREEWAY_LISTEN", "127.0.0.1:2000"),
+            ("FREEWAY_PROVIDERS_GROQ_BASE_URL", "http://127.0.0.1:9/v1"),
+        ],
+    );
+    assert_eq!(c.server.listen.port(), 2000);
+    let ProviderKind::OpenAi {
+        settings, preset, ..
+    } = &c.providers[0].kind
+    else {
+        panic!()
+    };
+    assert_eq!(settings.base_url, "http://127.0.0.1:9/v1");
+    assert_eq!(preset.map(|p| p.name()), Some("groq"));
+
+    let flagged = Source {
+        listen: Some("127.0.0.1:3000".into()),
+        ..source()
+    };
+    let c = load_str(
+        text,
+        &flagged,
+        &env(&[("FREEWAY_LISTEN", "127.0.0.1:2000")]),
+    )
+    .unwrap();
+    assert_eq!(c.server.listen.port(), 3000);
+}
+
+#[test]
+fn an_invalid_env_override_names_the_variable() {
+    let e = err("", &[("FREEWAY_LISTEN", "everywhere")]);
+    assert!(
+        e.to_string()
+            .contains("environment variable FREEWAY_LISTEN"),
+        "{e}"
+    );
+}
+
+#[test]
+fn exposing_the_server_needs_a_master_key() {
+    let e = err("[server]\nlisten = \"0.0.0.0:4000\"\n", &[]);
+    assert!(e.to_string().contains("master_key"), "{e}");
+    ok(
+        "[server]\nlisten = \"0.0.0.0:4000\"\nmaster_key = \"k\"\n",
+        &[],
+    );
+}
+
+#[test]
+fn presets_fill_in_vendor_details_and_demand_keys() {
+    let c = ok("[[providers]]\nname = \"ollama\"\n", &[]);
+    let ProviderKind::OpenAi { settings, .. } = &c.providers[0].kind else {
+        panic!()
+    };
+    assert_eq!(settings.base_url, "http://127.0.0.1:11434/v1");
+    assert!(matches!(settings.auth, Auth::None));
+
+    let e = err("[[providers]]\nname = \"openai\"\n", &[]);
+    assert!(e.to_string().contains("OPENAI_API_KEY"), "{e}");
+    let c = ok(
+        "[[providers]]\nname = \"openai\"\n",
+        &[("OPENAI_API_KEY", "sk")],
+    );
+    assert!(
+        matches!(&c.providers[0].kind, ProviderKind::OpenAi { settings, .. } if matches!(settings.auth, Auth::Bearer(_)))
+    );
+}
+
+#[test]
+fn optional_and_escaped_references() {
+    let c = ok(
+        "[server]\nmaster_key = \"${UNSET:-}\"\n[[providers]]\nname = \"v\"\nprotocol = \"openai\"\nbase_url = \"http://h/v1\"\nheaders = { x = \"$${literal}\" }\n",
+        &[],
+    );
+    assert!(c.server.master_key.is_none());
+    let ProviderKind::OpenAi { settings, .. } = &c.providers[0].kind else {
+        panic!()
+    };
+    assert_eq!(
+        settings.headers,
+        [("x".to_string(), "${literal}".to_string())]
+    );
+}

@@ -1,4 +1,8 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers may panic")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers may panic"
+)]
 
 //! Gateway behaviour against scripted providers: resolution, fallback, round robin.
 

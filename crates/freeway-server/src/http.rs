@@ -1,0 +1,138 @@
+//! Request plumbing shared by every route: auth, bounded bodies, JSON with field paths, SSE.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use futures_util::{Stream, StreamExt};
+use serde::de::DeserializeOwned;
+
+use crate::AppState;
+use crate::error::{ApiError, Category};
+
+/// Checks the master key, if one is set. Keys come as `Authorization: Bearer` or `x-api-key`.
+pub fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = &state.master_key else {
+        return Ok(());
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+    match given {
+        Some(key) if constant_time_eq(key.trim().as_bytes(), expected.expose().as_bytes()) => {
+            Ok(())
+        }
+        _ => Err(ApiError::unauthorized()),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Reads the whole body, refusing more than `limit` bytes with a 413.
+pub async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::too_large(limit));
+    }
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::too_large(limit))
+}
+
+/// Parses JSON; a syntax error or a field of the wrong shape is a 400 naming where it is.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid(
+            "",
+            "the request body is empty; send a JSON object",
+        ));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::invalid("", format!("the request body is not valid JSON: {inner}"))
+        } else if path == "." {
+            ApiError::invalid("", inner)
+        } else {
+            ApiError::invalid(path, inner)
+        }
+    })
+}
+
+/// Wraps encoded SSE frames into a streaming response, adding a keep-alive comment whenever
+/// the upstream has been silent for `keep_alive`. Dropping the response (client gone) drops
+/// `frames` and with it the upstream request.
+pub fn sse_response(
+    frames: impl Stream<Item = Bytes> + Send + 'static,
+    keep_alive: Duration,
+    extra: Option<(&'static str, HeaderValue)>,
+) -> Response {
+    let frames = Box::pin(frames);
+    let body = futures_util::stream::unfold(frames, move |mut frames| async move {
+        match tokio::time::timeout(keep_alive, frames.next()).await {
+            Ok(Some(frame)) => Some((Ok::<_, Infallible>(frame), frames)),
+            Ok(None) => None,
+            Err(_) => Some((Ok(Bytes::from_static(b": keep-alive\n\n")), frames)),
+        }
+    });
+    let mut response = Response::new(Body::from_stream(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Proxies such as nginx buffer responses unless told not to.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    if let Some((name, value)) = extra {
+        headers.insert(name, value);
+    }
+    response
+}
+
+/// The header that tells which `provider/model` served the request.
+pub fn target_header(target: &str) -> Option<(&'static str, HeaderValue)> {
+    HeaderValue::from_str(target)
+        .ok()
+        .map(|v| ("x-freeway-target", v))
+}
+
+pub fn not_found_route() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        Category::NotFound,
+        "No such route. The API serves /v1/chat/completions, /v1/messages, /v1/embeddings and /v1/models.",
+    )
+}
+
+pub fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        Category::InvalidRequest,
+        "This route does not accept that HTTP method.",
+    )
+}
+
+/// Seconds since the epoch, for OpenAI's `created`.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

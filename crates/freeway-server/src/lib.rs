@@ -1,0 +1,66 @@
+//! The HTTP API: OpenAI- and Anthropic-compatible ingress in front of the gateway.
+//!
+//! Each ingress format lives in its own module ([`openai`], [`anthropic`]) and converts to
+//! `freeway-types` at the edge; errors leave in the format of the route they came in on.
+//! This crate owns routing, authentication, body limits and SSE framing; it does not know
+//! provider wire formats.
+
+mod anthropic;
+mod encode;
+mod error;
+mod http;
+mod openai;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use freeway_gateway::Gateway;
+use freeway_providers::Secret;
+
+pub use error::{ApiError, Category};
+
+/// What every handler shares.
+pub struct AppState {
+    pub gateway: Arc<Gateway>,
+    /// `None`: no authentication (the server listens on loopback only).
+    pub master_key: Option<Secret>,
+    pub max_body_bytes: usize,
+    /// Silence after which a stream gets a keep-alive comment.
+    pub keep_alive: Duration,
+    /// Unix seconds at start, reported as the `created` time of models.
+    pub started: u64,
+}
+
+impl AppState {
+    pub fn new(gateway: Arc<Gateway>, master_key: Option<Secret>) -> Self {
+        Self {
+            gateway,
+            master_key,
+            max_body_bytes: 32 * 1024 * 1024,
+            keep_alive: Duration::from_secs(15),
+            started: http::unix_now(),
+        }
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/v1/embeddings", post(openai::embeddings))
+        .route("/v1/models", get(openai::list_models))
+        .route("/v1/models/{*model}", get(openai::get_model))
+        .route("/v1/messages", post(anthropic::messages))
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(|| async { axum::Json(serde_json::json!({ "status": "ready" })) }),
+        )
+        .fallback(|| async { http::not_found_route().openai() })
+        .method_not_allowed_fallback(|| async {
+            http::method_not_allowed().openai().into_response()
+        })
+        .with_state(state)
+}

@@ -1,0 +1,97 @@
+//! The command line: argument structs only; what they do lives in the other modules.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "freeway",
+    version,
+    about = "A self-hosted AI gateway: one OpenAI- and Anthropic-compatible API in front of many model providers",
+    long_about = "freeway serves an OpenAI-compatible and Anthropic-compatible HTTP API in front of \
+OpenAI, Anthropic, Gemini and any OpenAI-compatible service (Groq, Ollama, LM Studio, vLLM, \
+llama.cpp, OpenRouter, DeepSeek, Together, Mistral), with fallback routes. With no \
+configuration it serves the embedded local model on 127.0.0.1:4000.",
+    after_help = "Examples:
+  freeway serve                               # embedded defaults on 127.0.0.1:4000
+  freeway serve --config freeway.toml         # your providers and routes
+  freeway config check --config freeway.toml  # explain every problem in a file, with lines
+  freeway models --json                       # what clients can ask for
+
+Environment:
+  FREEWAY_CONFIG       the configuration file (same as --config)
+  FREEWAY_LISTEN       the listen address; every setting has a FREEWAY_* override
+  FREEWAY_MASTER_KEY   the admin key clients must send (unset: no auth, loopback only)
+  FREEWAY_LOG          log filter, e.g. `info`, `freeway=debug` (default: info)
+  NO_COLOR             disable colored output"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ConfigArg {
+    /// The configuration file (TOML). Without one, the embedded defaults apply.
+    #[arg(
+        long,
+        short = 'c',
+        env = "FREEWAY_CONFIG",
+        value_name = "FILE",
+        global = true
+    )]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API server.
+    #[command(after_help = "Examples:
+  freeway serve
+  freeway serve --config freeway.toml --listen 127.0.0.1:8080
+
+Then, for instance:
+  curl http://127.0.0.1:4000/v1/chat/completions -H 'content-type: application/json' \\
+    -d '{\"model\": \"default\", \"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}]}'")]
+    Serve(ServeArgs),
+    /// List the model ids the server answers to (routes, configured and discovered models).
+    Models(ModelsArgs),
+    /// Inspect configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Address to listen on, e.g. 127.0.0.1:4000 (overrides the file and FREEWAY_LISTEN).
+    #[arg(long, short = 'l', value_name = "ADDR")]
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Print JSON (one object with a `models` array) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a configuration file and explain every problem with its line.
+    #[command(after_help = "Exit status: 0 when the file is valid, 1 when it is not.")]
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Print the result as JSON: {"valid": bool, "errors": [{"location", "key", "message"}], "warnings": [...]}.
+    #[arg(long)]
+    pub json: bool,
+}

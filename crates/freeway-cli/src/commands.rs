@@ -1,0 +1,192 @@
+//! What each subcommand does.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use freeway_config::{Config, ConfigErrors, Source};
+use freeway_gateway::Gateway;
+use freeway_server::AppState;
+use freeway_types::Provider;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{CheckArgs, Command, ConfigCommand, ModelsArgs, ServeArgs};
+use crate::output;
+
+pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(args) => serve(args).await,
+        Command::Models(args) => models(args).await,
+        Command::Config(ConfigCommand::Check(args)) => check(args),
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn load(source: &Source) -> anyhow::Result<Config> {
+    let config =
+        freeway_config::load(source, &env).map_err(|e: ConfigErrors| anyhow::anyhow!("{e}"))?;
+    for w in &config.warnings {
+        output::warning(w);
+    }
+    Ok(config)
+}
+
+fn local_loader(p: &freeway_config::ProviderConfig) -> Result<Arc<dyn Provider>, String> {
+    Err(format!(
+        "provider `{}`: the embedded local model is not available in this build yet; configure a remote provider with [[providers]]",
+        p.name
+    ))
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FREEWAY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(output::color(true))
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let source = Source {
+        file: args.config.config,
+        listen: args.listen,
+    };
+    let config = load(&source)?;
+    let gateway =
+        Arc::new(Gateway::from_config(&config, &local_loader).map_err(anyhow::Error::msg)?);
+    let mut state = AppState::new(gateway.clone(), config.server.master_key.clone());
+    state.max_body_bytes = config.server.max_body_bytes;
+    state.keep_alive = config.server.keep_alive;
+    let app = freeway_server::router(Arc::new(state));
+
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let addr = listener.local_addr().context("listener address")?;
+    tracing::info!(
+        %addr,
+        providers = config.providers.len(),
+        routes = config.routes.len(),
+        auth = config.server.master_key.is_some(),
+        "freeway listening"
+    );
+    output::note(&format!("freeway listening on http://{addr}"));
+    if let Some(model) = gateway.default_model() {
+        output::note(&format!("default model: {model}"));
+    }
+
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        signal.cancel();
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .context("server failed")?;
+    tracing::info!("freeway stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn models(args: ModelsArgs) -> anyhow::Result<ExitCode> {
+    let source = Source {
+        file: args.config.config,
+        listen: None,
+    };
+    let config = load(&source)?;
+    let gateway = Gateway::from_config(&config, &local_loader).map_err(anyhow::Error::msg)?;
+    let models = gateway.list_models().await;
+    if args.json {
+        let list: Vec<_> = models
+            .iter()
+            .map(|m| serde_json::json!({ "id": m.id, "owned_by": m.owned_by }))
+            .collect();
+        output::line(
+            &serde_json::json!({ "models": list, "default": gateway.default_model() }).to_string(),
+        );
+    } else {
+        let width = models.iter().map(|m| m.id.len()).max().unwrap_or(2).max(2);
+        output::line(&format!("{:width$}  OWNED BY", "ID"));
+        for m in &models {
+            output::line(&format!("{:width$}  {}", m.id, m.owned_by));
+        }
+        if let Some(d) = gateway.default_model() {
+            output::line(&format!("\n`default` resolves to {d}"));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let source = Source {
+        file: args.config.config,
+        listen: None,
+    };
+    let label = source.file.as_ref().map_or_else(
+        || "the embedded defaults".to_owned(),
+        |f| f.display().to_string(),
+    );
+    match freeway_config::load(&source, &env) {
+        Ok(config) => {
+            if args.json {
+                output::line(&serde_json::json!({ "valid": true, "errors": [], "warnings": config.warnings }).to_string());
+            } else {
+                for w in &config.warnings {
+                    output::warning(w);
+                }
+                output::line(&format!(
+                    "{label} is valid: {} provider(s), {} route(s), {} agent(s), listening on {}",
+                    config.providers.len(),
+                    config.routes.len(),
+                    config.agents.len(),
+                    config.server.listen
+                ));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            if args.json {
+                let errors: Vec<_> = e
+                    .errors
+                    .iter()
+                    .map(|e| serde_json::json!({ "location": e.location, "key": e.key, "message": e.message }))
+                    .collect();
+                output::line(
+                    &serde_json::json!({ "valid": false, "errors": errors, "warnings": [] })
+                        .to_string(),
+                );
+            } else {
+                output::error(e.to_string().trim_end());
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,0 +1,445 @@
+//! The behavioral mock: every protocol at once on its real paths, answering deterministically
+//! from the request. Used by the end-to-end suite and as the instant upstream of the benchmark,
+//! so the hot path does no logging and little allocation.
+//!
+//! - tools offered and the last turn is the user's → the first tool is called with arguments
+//!   built from its schema;
+//! - the last turn is a tool result → `The tool said: <result>`;
+//! - otherwise → `You said: <last user text>`.
+//!
+//! Magic model names: `error-400`, `error-400-context`, `error-401`, `error-403`, `error-404`,
+//! `error-429` (with `retry-after: 1`), `error-500`, `error-503`, `error-529` or `overloaded`,
+//! `slow-<ms>` (first byte late), `hang-midstream` (half the answer, then silence).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde_json::Value;
+
+use crate::answer::{
+    Answer, ErrorCase, MockToolCall, MockUsage, arguments_from_schema, word_count,
+};
+use crate::script::{Reply, ReplyBody, SseScript};
+use crate::{anthropic, gemini, openai};
+
+/// The API keys the mock accepts, per protocol. `None` accepts any key; Anthropic and Gemini
+/// still require one to be present (as the real services do), OpenAI-compatible requests may
+/// come without one (as local servers allow).
+#[derive(Debug, Clone, Default)]
+pub struct Keys {
+    pub openai: Option<String>,
+    pub anthropic: Option<String>,
+    pub gemini: Option<String>,
+}
+
+/// A chat request reduced to what the deterministic model looks at.
+#[derive(Debug, Clone)]
+pub(crate) struct Conversation {
+    pub model: String,
+    pub stream: bool,
+    pub include_usage: bool,
+    /// Offered tools: name and parameter schema.
+    pub tools: Vec<(String, Value)>,
+    pub last: Last,
+    pub input_words: u64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Last {
+    User(String),
+    ToolResult(String),
+    Other,
+}
+
+enum Magic {
+    None,
+    Error(ErrorCase),
+    Slow(Duration),
+    HangMidstream,
+}
+
+fn magic(model: &str) -> Magic {
+    let case = match model {
+        "error-400" => ErrorCase::BadRequest,
+        "error-400-context" => ErrorCase::ContextTooLong,
+        "error-401" => ErrorCase::InvalidKey,
+        "error-403" => ErrorCase::Forbidden,
+        "error-404" => ErrorCase::ModelNotFound,
+        "error-429" => ErrorCase::RateLimited,
+        "error-500" => ErrorCase::Internal,
+        "error-503" => ErrorCase::Unavailable,
+        "error-529" | "overloaded" => ErrorCase::Overloaded,
+        "hang-midstream" => return Magic::HangMidstream,
+        other => {
+            return match other
+                .strip_prefix("slow-")
+                .and_then(|ms| ms.parse::<u64>().ok())
+            {
+                Some(ms) => Magic::Slow(Duration::from_millis(ms)),
+                None => Magic::None,
+            };
+        }
+    };
+    Magic::Error(case)
+}
+
+/// The deterministic model.
+pub(crate) fn answer(conv: &Conversation, call_id: &str) -> Answer {
+    let input = conv.input_words.max(1);
+    let mut answer = match (&conv.last, conv.tools.first()) {
+        (Last::User(_), Some((name, schema))) => Answer::tool_calls(vec![MockToolCall::new(
+            call_id,
+            name,
+            &arguments_from_schema(schema),
+        )]),
+        (Last::ToolResult(result), _) => Answer::text(format!("The tool said: {result}")),
+        (Last::User(text), None) => Answer::text(format!("You said: {text}")),
+        (Last::Other, _) => Answer::text("You said: "),
+    };
+    let output = match answer.tool_calls.first() {
+        Some(c) => word_count(&c.arguments).max(1),
+        None => word_count(&answer.text),
+    };
+    answer.usage = MockUsage {
+        input,
+        output,
+        ..MockUsage::default()
+    };
+    answer
+}
+
+/// All three protocols on their real paths.
+pub fn router(keys: Keys) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(openai_chat))
+        .route("/v1/embeddings", post(openai_embeddings))
+        .route("/v1/models", get(models))
+        .route("/v1/messages", post(anthropic_messages))
+        .route("/v1beta/models", get(gemini_models))
+        .route("/v1beta/models/{target}", post(gemini_call))
+        .with_state(Arc::new(keys))
+}
+
+/// Serves [`router`] until the listener fails.
+pub async fn serve(listener: tokio::net::TcpListener, keys: Keys) -> std::io::Result<()> {
+    axum::serve(listener, router(keys)).await
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Answers a magic model, or plays the normal reply with its delays.
+fn finish(
+    model_magic: Magic,
+    normal: impl FnOnce() -> Reply,
+    error: impl FnOnce(ErrorCase) -> Reply,
+) -> Reply {
+    match model_magic {
+        Magic::None => normal(),
+        Magic::Error(case) => error(case),
+        Magic::Slow(d) => normal().delay(d),
+        Magic::HangMidstream => hang_midstream(normal()),
+    }
+}
+
+fn hang_midstream(reply: Reply) -> Reply {
+    let body = match reply.body {
+        ReplyBody::Stream(script) => {
+            let half = script.frame_count().div_ceil(2);
+            script.truncate_frames(half).hang()
+        }
+        ReplyBody::Whole(bytes) => {
+            let half = bytes.slice(..bytes.len() / 2);
+            SseScript::new().raw(half).hang()
+        }
+    };
+    Reply {
+        body: ReplyBody::Stream(body),
+        ..reply
+    }
+}
+
+fn parse(body: &Bytes) -> Option<Value> {
+    serde_json::from_slice(body).ok()
+}
+
+// ---- OpenAI ----
+
+fn openai_auth(keys: &Keys, headers: &HeaderMap) -> Option<Reply> {
+    let given = header(headers, "authorization").and_then(|v| v.strip_prefix("Bearer "));
+    match (&keys.openai, given) {
+        (None, _) => None,
+        (Some(_), None) => Some(openai::error(ErrorCase::MissingKey, "")),
+        (Some(expected), Some(given)) if expected == given => None,
+        (Some(_), Some(_)) => Some(openai::error(ErrorCase::InvalidKey, "")),
+    }
+}
+
+fn openai_invalid_json() -> Reply {
+    Reply::json(
+        400,
+        &openai::error_body(
+            "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)",
+            "invalid_request_error",
+            None,
+        ),
+    )
+}
+
+async fn openai_chat(State(keys): State<Arc<Keys>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(denied) = openai_auth(&keys, &headers) {
+        return denied.into_response();
+    }
+    let Some(body) = parse(&body) else {
+        return openai_invalid_json().into_response();
+    };
+    let conv = openai::conversation(&body);
+    let reply = finish(
+        magic(&conv.model),
+        || {
+            let answer = answer(&conv, "call_mock_0");
+            if conv.stream {
+                let shape = openai::StreamShape {
+                    include_usage: conv.include_usage,
+                    ..openai::StreamShape::default()
+                };
+                Reply::sse(openai::stream(&conv.model, &answer, shape))
+            } else {
+                openai::reply(&conv.model, &answer)
+            }
+        },
+        |case| openai::error(case, &conv.model),
+    );
+    play(reply).await
+}
+
+async fn openai_embeddings(
+    State(keys): State<Arc<Keys>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(denied) = openai_auth(&keys, &headers) {
+        return denied.into_response();
+    }
+    let Some(body) = parse(&body) else {
+        return openai_invalid_json().into_response();
+    };
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let dims = body.get("dimensions").and_then(Value::as_u64).unwrap_or(8) as usize;
+    let texts: Vec<String> = match body.get("input") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| match i {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let reply = finish(
+        magic(model),
+        || {
+            let vectors: Vec<Vec<f32>> = texts.iter().map(|t| embed(t, dims)).collect();
+            let tokens = texts.iter().map(|t| word_count(t)).sum();
+            openai::embeddings(model, &vectors, tokens)
+        },
+        |case| openai::error(case, model),
+    );
+    play(reply).await
+}
+
+/// `/v1/models` is OpenAI's and Anthropic's path; the `anthropic-version` header tells them apart.
+async fn models(State(keys): State<Arc<Keys>>, headers: HeaderMap) -> Response {
+    if headers.contains_key("anthropic-version") || headers.contains_key("x-api-key") {
+        if let Some(denied) = anthropic_auth(&keys, &headers) {
+            return denied.into_response();
+        }
+        return anthropic::models(&["claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001"])
+            .into_response();
+    }
+    if let Some(denied) = openai_auth(&keys, &headers) {
+        return denied.into_response();
+    }
+    openai::models(&["gpt-4.1", "gpt-4o-mini", "text-embedding-3-small"]).into_response()
+}
+
+/// A deterministic unit-ish vector from the text.
+fn embed(text: &str, dims: usize) -> Vec<f32> {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (0..dims.clamp(1, 4096))
+        .map(|i| {
+            h = h.rotate_left(7) ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            ((h % 2000) as f32 / 1000.0) - 1.0
+        })
+        .collect()
+}
+
+// ---- Anthropic ----
+
+fn anthropic_auth(keys: &Keys, headers: &HeaderMap) -> Option<Reply> {
+    let given = header(headers, "x-api-key");
+    let denied = match (&keys.anthropic, given) {
+        (_, None) => Some(anthropic::error(ErrorCase::MissingKey, "")),
+        (None, Some(_)) => None,
+        (Some(expected), Some(given)) if expected == given => None,
+        (Some(_), Some(_)) => Some(anthropic::error(ErrorCase::InvalidKey, "")),
+    };
+    if denied.is_some() {
+        return denied;
+    }
+    if !headers.contains_key("anthropic-version") {
+        return Some(anthropic::missing_version());
+    }
+    None
+}
+
+async fn anthropic_messages(
+    State(keys): State<Arc<Keys>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(denied) = anthropic_auth(&keys, &headers) {
+        return denied.into_response();
+    }
+    let Some(body) = parse(&body) else {
+        return Reply::json(
+            400,
+            &anthropic::error_body("invalid_request_error", "There was an issue with the format or content of your request. Please make sure it is valid JSON."),
+        )
+        .into_response();
+    };
+    if body.get("max_tokens").and_then(Value::as_u64).is_none() {
+        return Reply::json(
+            400,
+            &anthropic::error_body("invalid_request_error", "max_tokens: Field required"),
+        )
+        .into_response();
+    }
+    let conv = anthropic::conversation(&body);
+    let reply = finish(
+        magic(&conv.model),
+        || {
+            let answer = answer(&conv, "toolu_01Mock0000000000000000");
+            if conv.stream {
+                Reply::sse(anthropic::stream(&conv.model, &answer, 3))
+            } else {
+                anthropic::reply(&conv.model, &answer)
+            }
+        },
+        |case| anthropic::error(case, &conv.model),
+    );
+    play(reply).await
+}
+
+// ---- Gemini ----
+
+fn gemini_auth(keys: &Keys, headers: &HeaderMap, uri: &Uri) -> Option<Reply> {
+    let from_query = uri
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("key=")));
+    let given = header(headers, "x-goog-api-key").or(from_query);
+    match (&keys.gemini, given) {
+        (_, None) => Some(gemini::error(ErrorCase::MissingKey, "")),
+        (None, Some(_)) => None,
+        (Some(expected), Some(given)) if expected == given => None,
+        (Some(_), Some(_)) => Some(gemini::error(ErrorCase::InvalidKey, "")),
+    }
+}
+
+async fn gemini_models(State(keys): State<Arc<Keys>>, headers: HeaderMap, uri: Uri) -> Response {
+    if let Some(denied) = gemini_auth(&keys, &headers, &uri) {
+        return denied.into_response();
+    }
+    gemini::models(&["gemini-2.5-flash", "gemini-2.5-pro", "text-embedding-004"]).into_response()
+}
+
+async fn gemini_call(
+    State(keys): State<Arc<Keys>>,
+    Path(target): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    if let Some(denied) = gemini_auth(&keys, &headers, &uri) {
+        return denied.into_response();
+    }
+    let Some((model, method)) = target.rsplit_once(':') else {
+        return gemini::error(ErrorCase::ModelNotFound, &target).into_response();
+    };
+    let Some(body) = parse(&body) else {
+        return gemini::error(ErrorCase::BadRequest, model).into_response();
+    };
+    let sse = uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "alt=sse"));
+    let reply = match method {
+        "generateContent" | "streamGenerateContent" => {
+            let stream = method == "streamGenerateContent";
+            let conv = gemini::conversation(model, stream, &body);
+            finish(
+                magic(model),
+                || {
+                    let answer = answer(&conv, "");
+                    match (stream, sse) {
+                        (false, _) => gemini::reply(model, &answer),
+                        (true, true) => Reply::sse(gemini::stream(model, &answer)),
+                        // Without `alt=sse` the stream is one JSON array of chunks.
+                        (true, false) => {
+                            Reply::json(200, &Value::Array(gemini::chunks(model, &answer)))
+                        }
+                    }
+                },
+                |case| gemini::error(case, model),
+            )
+        }
+        "batchEmbedContents" => finish(
+            magic(model),
+            || {
+                let requests = body
+                    .get("requests")
+                    .and_then(Value::as_array)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                let vectors: Vec<Vec<f32>> = requests
+                    .iter()
+                    .map(|r| {
+                        let text = r
+                            .pointer("/content/parts/0/text")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default();
+                        let dims = r
+                            .get("outputDimensionality")
+                            .and_then(Value::as_u64)
+                            .unwrap_or(8) as usize;
+                        embed(text, dims)
+                    })
+                    .collect();
+                gemini::embeddings(&vectors)
+            },
+            |case| gemini::error(case, model),
+        ),
+        _ => gemini::error(ErrorCase::ModelNotFound, model),
+    };
+    play(reply).await
+}
+
+async fn play(reply: Reply) -> Response {
+    if let Some(delay) = reply.delay {
+        tokio::time::sleep(delay).await;
+    }
+    reply.into_response()
+}

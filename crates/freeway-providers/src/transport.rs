@@ -197,13 +197,16 @@ impl HttpClient {
         response.bytes().await.map_err(|e| self.transport_error(&e))
     }
 
-    /// The events of a streamed response body.
+    /// The events of a streamed response body. The first event must arrive within the
+    /// first-byte timeout (servers send headers at once, then think); later silences are bounded
+    /// by the read timeout.
     pub fn events(
         &self,
         response: reqwest::Response,
     ) -> impl Stream<Item = Result<SseEvent, ProviderError>> + Send + 'static + use<> {
         let provider = self.provider.clone();
-        SseStream::new(response.bytes_stream()).map(move |item| {
+        let first_byte = self.timeouts.first_byte;
+        let events = SseStream::new(response.bytes_stream()).map(move |item| {
             item.map_err(|e| match e {
                 SseStreamError::Transport(e) => transport_error(&provider, &e),
                 SseStreamError::Parse(e) => ProviderError::InvalidResponse {
@@ -211,7 +214,21 @@ impl HttpClient {
                     message: e.to_string(),
                 },
             })
-        })
+        });
+        let timeout = self.timeout(TimeoutPhase::FirstByte);
+        futures_util::stream::unfold(
+            (Box::pin(events), Some(timeout)),
+            move |(mut events, first)| async move {
+                let item = match first {
+                    None => events.next().await?,
+                    Some(timeout) => match tokio::time::timeout(first_byte, events.next()).await {
+                        Ok(item) => item?,
+                        Err(_) => return Some((Err(timeout), (events, None))),
+                    },
+                };
+                Some((item, (events, None)))
+            },
+        )
     }
 
     pub fn timeout(&self, phase: TimeoutPhase) -> ProviderError {

@@ -6,7 +6,6 @@
 //! - `specific`: what only one protocol has, and replays of recorded fixtures;
 //! - `sse_fuzz`: the SSE parser under random chunking and random bytes.
 //!
-//! Tests marked `#[ignore = "bug: …"]` document provider bugs still to be fixed; run them with
 //! `cargo nextest run -p freeway-providers --run-ignored all`.
 
 // `cfg(test)` makes clippy treat the helpers as test code (unwrap allowed there).

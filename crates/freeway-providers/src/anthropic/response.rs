@@ -7,7 +7,6 @@ use freeway_types::{
 };
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use crate::transport::{ErrorDetails, classify_status};
 
@@ -87,7 +86,8 @@ enum WireBlock {
     ToolUse {
         id: String,
         name: String,
-        input: Box<RawValue>,
+        // Not `RawValue`: serde cannot buffer a raw value inside an internally tagged enum.
+        input: serde_json::Value,
     },
     /// Thinking, redacted thinking, server tool results: not part of the answer text.
     #[serde(other)]
@@ -104,7 +104,7 @@ impl From<WireResponse> for ChatResponse {
                 WireBlock::ToolUse { id, name, input } => tool_calls.push(ToolCall {
                     id,
                     name,
-                    arguments: input.get().to_owned(),
+                    arguments: input.to_string(),
                 }),
                 WireBlock::Other => {}
             }
@@ -143,8 +143,7 @@ enum WireEvent {
         delta: Delta,
     },
     ContentBlockStop {
-        #[serde(rename = "index")]
-        _index: u32,
+        index: u32,
     },
     MessageDelta {
         delta: MessageDeltaBody,
@@ -217,6 +216,8 @@ struct WireError {
 #[derive(Default)]
 pub(super) struct EventTranslator {
     tool_index: HashMap<u32, u32>,
+    /// Tool blocks (by block index) that have received argument text.
+    tool_has_input: std::collections::HashSet<u32>,
     usage: WireUsage,
     finish: Option<(FinishReason, Option<String>)>,
     stopped: bool,
@@ -261,6 +262,7 @@ impl EventTranslator {
                     if let Some(&tool) = self.tool_index.get(&index)
                         && !partial_json.is_empty()
                     {
+                        self.tool_has_input.insert(index);
                         out.push(StreamEvent::ToolCallDelta {
                             index: tool,
                             arguments: partial_json,
@@ -269,7 +271,18 @@ impl EventTranslator {
                 }
                 Delta::Other => {}
             },
-            WireEvent::ContentBlockStop { .. } | WireEvent::Ping => {}
+            WireEvent::ContentBlockStop { index } => {
+                // A tool without input streams no fragments; its arguments are still `{}`.
+                if let Some(&tool) = self.tool_index.get(&index)
+                    && !self.tool_has_input.contains(&index)
+                {
+                    out.push(StreamEvent::ToolCallDelta {
+                        index: tool,
+                        arguments: "{}".to_owned(),
+                    });
+                }
+            }
+            WireEvent::Ping => {}
             WireEvent::MessageDelta { delta, usage } => {
                 if let Some(usage) = usage {
                     self.usage.merge(usage);

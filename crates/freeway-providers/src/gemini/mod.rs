@@ -132,6 +132,21 @@ impl EventDecoder for Decoder {
                 provider: self.provider.clone(),
                 message: format!("stream chunk: {e}"),
             })?;
+        if let Some(error) = chunk.error {
+            let status = error
+                .get("code")
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|c| u16::try_from(c).ok())
+                .and_then(|c| http::StatusCode::from_u16(c).ok())
+                .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+            let body = serde_json::json!({ "error": error }).to_string();
+            return Err(response::classify(
+                &self.provider,
+                status,
+                &http::HeaderMap::new(),
+                body.as_bytes(),
+            ));
+        }
         self.chunks.push(chunk, out);
         Ok(false)
     }

@@ -12,6 +12,9 @@ use crate::transport::{ErrorDetails, classify_status};
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct WireResponse {
+    /// A failure reported inside a stream.
+    #[serde(default)]
+    pub(super) error: Option<serde_json::Value>,
     #[serde(default)]
     candidates: Vec<WireCandidate>,
     #[serde(default)]

@@ -140,11 +140,6 @@ struct Decoder {
     done: bool,
 }
 
-#[derive(serde::Deserialize)]
-struct InStreamError {
-    error: serde_json::Value,
-}
-
 impl EventDecoder for Decoder {
     fn decode(
         &mut self,
@@ -159,31 +154,25 @@ impl EventDecoder for Decoder {
         if data.is_empty() {
             return Ok(false);
         }
-        match serde_json::from_str::<WireChunk>(data) {
-            Ok(chunk) => {
-                self.chunks.decode(chunk, out);
-                Ok(false)
-            }
-            Err(parse_error) => {
-                // Servers report failures mid-stream as `{"error": {...}}`.
-                if let Ok(InStreamError { error }) = serde_json::from_str(data) {
-                    let message = error
-                        .get("message")
-                        .and_then(|m| m.as_str())
-                        .unwrap_or("the upstream stream reported an error")
-                        .to_owned();
-                    return Err(ProviderError::Upstream {
-                        provider: self.provider.clone(),
-                        status: 500,
-                        message,
-                    });
-                }
-                Err(ProviderError::InvalidResponse {
-                    provider: self.provider.clone(),
-                    message: format!("stream chunk: {parse_error}"),
-                })
-            }
+        let chunk: WireChunk =
+            serde_json::from_str(data).map_err(|e| ProviderError::InvalidResponse {
+                provider: self.provider.clone(),
+                message: format!("stream chunk: {e}"),
+            })?;
+        if let Some(error) = chunk.error {
+            let message = error
+                .get("message")
+                .and_then(|m| m.as_str())
+                .unwrap_or("the upstream stream reported an error")
+                .to_owned();
+            return Err(ProviderError::Upstream {
+                provider: self.provider.clone(),
+                status: 500,
+                message,
+            });
         }
+        self.chunks.decode(chunk, out);
+        Ok(false)
     }
 
     fn finish(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {

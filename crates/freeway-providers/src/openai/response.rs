@@ -135,6 +135,9 @@ impl WireResponse {
 /// One `chat.completion.chunk`.
 #[derive(Deserialize)]
 pub(super) struct WireChunk {
+    /// Servers report failures mid-stream as a chunk `{"error": {...}}`.
+    #[serde(default)]
+    pub(super) error: Option<serde_json::Value>,
     #[serde(default)]
     choices: Vec<WireChunkChoice>,
     #[serde(default)]

@@ -589,14 +589,8 @@ macro_rules! conformance {
 }
 
 conformance!(openai, support::OpenAi,
-    midstream: [#[ignore = "bug: an OpenAI `{\"error\":…}` chunk parses as an empty WireChunk and is dropped (see report)"]],
-    first_event: [#[ignore = "bug: first_byte covers only the response headers, not the first streamed event (see report)"]],
     complete_tool: []);
 conformance!(anthropic, support::Anthropic,
     midstream: [],
-    first_event: [#[ignore = "bug: first_byte covers only the response headers, not the first streamed event (see report)"]],
-    complete_tool: [#[ignore = "bug: anthropic WireBlock::ToolUse holds Box<RawValue> inside an internally tagged enum; every non-streamed tool_use fails to parse (see report)"]]);
 conformance!(gemini, support::Gemini,
-    midstream: [#[ignore = "bug: a Gemini `{\"error\":…}` chunk parses as an empty WireResponse and is dropped (see report)"]],
-    first_event: [#[ignore = "bug: first_byte covers only the response headers, not the first streamed event (see report)"]],
     complete_tool: []);

@@ -589,8 +589,14 @@ macro_rules! conformance {
 }
 
 conformance!(openai, support::OpenAi,
+    midstream: [],
+    first_event: [],
     complete_tool: []);
 conformance!(anthropic, support::Anthropic,
     midstream: [],
+    first_event: [],
+    complete_tool: []);
 conformance!(gemini, support::Gemini,
+    midstream: [],
+    first_event: [],
     complete_tool: []);

@@ -88,6 +88,7 @@ struct Patterns {
     denied: Regex,
     oom: Regex,
     disk_full: Regex,
+    too_large: Regex,
     proc_limit: Regex,
     missing_file: Regex,
     quoted_path: Regex,
@@ -143,6 +144,7 @@ impl Diagnoser {
                 oom: re(
                     r"(?i)MemoryError|cannot allocate memory|out of memory|std::bad_alloc|memory allocation of \d+ bytes failed|ENOMEM|heap out of memory|failed to allocate",
                 )?,
+                too_large: re(r"(?i)file too large|EFBIG|File size limit exceeded")?,
                 disk_full: re(r"(?i)no space left on device|ENOSPC|disk quota exceeded")?,
                 proc_limit: re(
                     r"(?i)fork: (?:retry: )?resource temporarily unavailable|can't fork|cannot fork|BlockingIOError: \[Errno 11\]|EAGAIN.*(?:fork|spawn)|fork failed|pthread_create.*(?:EAGAIN|Resource temporarily)",
@@ -365,6 +367,14 @@ fn diagnose(p: &Patterns, result: &ExecResult, ctx: &Context<'_>) -> Option<Diag
             ev,
             sug,
             if ctx.network_denied { 0.9 } else { 0.7 },
+        );
+    }
+    if p.too_large.is_match(&text) {
+        return diag(
+            Category::FileTooLarge,
+            evidence(&text, &p.too_large),
+            vec!["raise limits.file_size_bytes, or write less data".into()],
+            0.85,
         );
     }
     if p.disk_full.is_match(&text) {

@@ -4,8 +4,8 @@ use std::ffi::OsString;
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use seccompiler::BpfProgram;
@@ -15,14 +15,15 @@ use crate::cgroup::CgroupRoot;
 use crate::config::{Isolation, OnMissing, SandboxConfig};
 use crate::diagnosis::{Context, Diagnoser};
 use crate::error::SandboxError;
+use crate::landlock_rules::{self, ReadPlan};
 use crate::policy::{ExecPolicy, PolicyDecision};
 use crate::probe::{Capabilities, probe_with_cgroup};
 use crate::process::{self, Finished, Launch};
 use crate::redact::Redactor;
 use crate::runners::{self, Step};
+use crate::seccomp;
 use crate::sys::{self, ChildSetup};
 use crate::types::{CommandLine, ExecKind, ExecRequest, ExecResult, LimitHit, OutputChunk};
-use crate::{landlock_rules, seccomp};
 
 /// Runs processes under one configuration. Build once (it probes the kernel and compiles rules)
 /// and share it (`Arc<Sandbox>`); runs are independent and may be concurrent.
@@ -33,16 +34,38 @@ pub struct Sandbox {
     policy: ExecPolicy,
     redactor: Redactor,
     diagnoser: Diagnoser,
-    read_roots: Vec<PathBuf>,
+    read_plan: Mutex<Arc<ReadPlan>>,
     net_filter: Option<Arc<BpfProgram>>,
     cgroup: Option<CgroupRoot>,
     runs: AtomicU64,
+    /// Distinguishes this sandbox's temp dirs and cgroups from another's in the same process.
+    instance: u64,
 }
 
 impl Sandbox {
     /// Probe the kernel, compile the policy, redaction and seccomp rules.
     pub fn new(config: SandboxConfig) -> Result<Self, SandboxError> {
         let (capabilities, cgroup) = probe_with_cgroup();
+        Self::build(config, capabilities, cgroup)
+    }
+
+    /// Like [`Sandbox::new`] but trusting `capabilities` (e.g. a probe with mechanisms marked
+    /// unavailable, to rehearse the refuse/degrade behaviour of a weaker kernel). A mechanism is
+    /// used only if both the kernel and `capabilities` offer it.
+    pub fn with_capabilities(
+        config: SandboxConfig,
+        capabilities: Capabilities,
+    ) -> Result<Self, SandboxError> {
+        let (_, cgroup) = probe_with_cgroup();
+        let cgroup = cgroup.filter(|_| capabilities.has("cgroup_pids"));
+        Self::build(config, capabilities, cgroup)
+    }
+
+    fn build(
+        config: SandboxConfig,
+        capabilities: Capabilities,
+        cgroup: Option<CgroupRoot>,
+    ) -> Result<Self, SandboxError> {
         let policy = ExecPolicy::new(&config.rules, config.default_rules)?;
         let redactor = Redactor::new(&config.secrets)?;
         let net_filter = if capabilities.has("seccomp") {
@@ -50,17 +73,20 @@ impl Sandbox {
         } else {
             None
         };
-        let read_roots = landlock_rules::read_roots(&config.deny_read);
+        let read_plan = Mutex::new(Arc::new(ReadPlan::build(&config.deny_read)));
         Ok(Self {
             config,
             capabilities,
             policy,
             redactor,
             diagnoser: Diagnoser::new()?,
-            read_roots,
+            read_plan,
             net_filter,
             cgroup,
             runs: AtomicU64::new(0),
+            instance: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64 & 0xffff_ffff_ffff),
         })
     }
 
@@ -110,7 +136,7 @@ impl Sandbox {
         }
         let timeout_ms = request.timeout_ms.unwrap_or(self.config.default_timeout_ms);
         let n = self.runs.fetch_add(1, Ordering::Relaxed);
-        let run_name = format!("run-{}-{n}", std::process::id());
+        let run_name = format!("run-{}-{:x}-{n}", std::process::id(), self.instance);
         let tmp = TempDir::create(&std::env::temp_dir().join(format!("freeway-{run_name}")))?;
         let env = self.environment(&request, &tmp.0);
         let path = env
@@ -221,6 +247,18 @@ impl Sandbox {
         };
         result.diagnosis = self.diagnoser.diagnose(&result, &ctx);
         Ok(result)
+    }
+
+    /// The read grants, rebuilt when a directory they were derived from changed.
+    fn read_plan(&self) -> Arc<ReadPlan> {
+        let mut plan = self
+            .read_plan
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !plan.is_fresh() {
+            *plan = Arc::new(ReadPlan::build(&self.config.deny_read));
+        }
+        Arc::clone(&plan)
     }
 
     fn enforce_policy(&self, command: &CommandLine) -> Result<(), SandboxError> {
@@ -350,7 +388,7 @@ impl Sandbox {
                     write.extend(self.config.writable_roots.iter().cloned());
                 }
                 let deny_tcp = network_denied && self.capabilities.has("landlock_net");
-                setup.landlock = landlock_rules::ruleset(&self.read_roots, &write, deny_tcp)?;
+                setup.landlock = landlock_rules::ruleset(&self.read_plan(), &write, deny_tcp)?;
             }
             if network_denied && self.require("seccomp", degraded)? {
                 setup.seccomp.clone_from(&self.net_filter);
@@ -396,7 +434,7 @@ impl Sandbox {
                 Some(LimitHit::Cpu)
             }
             Some(libc::SIGXFSZ) => Some(LimitHit::FileSize),
-            _ if f.pids_max_hit && f.reaped.exit_code != Some(0) => Some(LimitHit::Processes),
+            _ if f.pids_max_hit => Some(LimitHit::Processes),
             _ => None,
         };
         let mut stderr = f.stderr;

@@ -2,12 +2,14 @@
 //!
 //! Landlock only grants, it cannot carve a hole into a granted tree. To deny reading a path such
 //! as `~/.ssh` while the rest of the host stays readable, the read grant is spread over the
-//! siblings of every ancestor of the denied paths ([`read_roots`], computed once per sandbox).
+//! siblings of every ancestor of the denied paths ([`ReadPlan`], opened once and rebuilt when
+//! one of the listed directories changes).
 //! Directory listing stays allowed everywhere (names are not secrets; contents are).
 
 use std::fs;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use landlock::{
     ABI, Access, AccessFs, AccessNet, BitFlags, PathBeneath, PathFd, Ruleset, RulesetAttr,
@@ -29,22 +31,59 @@ const DEVICES: &[&str] = &[
     "/dev/tty",
 ];
 
-/// Directories and files to grant read access to so that everything except `deny` is readable.
-pub(crate) fn read_roots(deny: &[PathBuf]) -> Vec<PathBuf> {
-    let deny: Vec<PathBuf> = deny
-        .iter()
-        .filter_map(|p| fs::canonicalize(p).ok())
-        .collect();
-    let mut out = Vec::new();
-    if deny.is_empty() {
-        out.push(PathBuf::from("/"));
-    } else {
-        expand(Path::new("/"), &deny, &mut out);
-    }
-    out
+/// Read grants that make everything readable except the denied paths, with the descriptors
+/// opened once (O_PATH) and the directories they were derived from, to notice changes.
+#[derive(Debug)]
+pub(crate) struct ReadPlan {
+    /// `(descriptor, is a directory)` of each granted path.
+    roots: Vec<(PathFd, bool)>,
+    /// Directories listed to build the plan, with their modification time then.
+    listed: Vec<(PathBuf, Option<SystemTime>)>,
 }
 
-fn expand(dir: &Path, deny: &[PathBuf], out: &mut Vec<PathBuf>) {
+impl ReadPlan {
+    pub fn build(deny: &[PathBuf]) -> Self {
+        let deny: Vec<PathBuf> = deny
+            .iter()
+            .filter_map(|p| fs::canonicalize(p).ok())
+            .collect();
+        let mut paths = Vec::new();
+        let mut listed = Vec::new();
+        if deny.is_empty() {
+            paths.push(PathBuf::from("/"));
+        } else {
+            expand(Path::new("/"), &deny, &mut paths, &mut listed);
+        }
+        let roots = paths
+            .iter()
+            .filter_map(|p| {
+                let is_dir = fs::metadata(p).ok()?.is_dir();
+                let fd = PathFd::new(p).ok()?;
+                Some((fd, is_dir))
+            })
+            .collect();
+        Self { roots, listed }
+    }
+
+    /// No listed directory changed since the plan was built (an entry added next to a denied
+    /// path must get its grant).
+    pub fn is_fresh(&self) -> bool {
+        self.listed
+            .iter()
+            .all(|(dir, mtime)| fs::metadata(dir).and_then(|m| m.modified()).ok() == *mtime)
+    }
+}
+
+fn expand(
+    dir: &Path,
+    deny: &[PathBuf],
+    out: &mut Vec<PathBuf>,
+    listed: &mut Vec<(PathBuf, Option<SystemTime>)>,
+) {
+    listed.push((
+        dir.to_path_buf(),
+        fs::metadata(dir).and_then(|m| m.modified()).ok(),
+    ));
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
@@ -58,7 +97,7 @@ fn expand(dir: &Path, deny: &[PathBuf], out: &mut Vec<PathBuf>) {
             continue;
         }
         if kind.is_dir() && deny.iter().any(|d| d.starts_with(&path)) {
-            expand(&path, deny, out);
+            expand(&path, deny, out, listed);
         } else {
             out.push(path);
         }
@@ -68,7 +107,7 @@ fn expand(dir: &Path, deny: &[PathBuf], out: &mut Vec<PathBuf>) {
 /// Build a Landlock ruleset: read `read`, read and write `write`, devices, and when
 /// `deny_tcp` no TCP bind or connect. Returns the ruleset descriptor for the child.
 pub(crate) fn ruleset(
-    read: &[PathBuf],
+    read: &ReadPlan,
     write: &[PathBuf],
     deny_tcp: bool,
 ) -> Result<Option<OwnedFd>, SandboxError> {
@@ -79,7 +118,7 @@ pub(crate) fn ruleset(
 }
 
 fn build(
-    read: &[PathBuf],
+    read: &ReadPlan,
     write: &[PathBuf],
     deny_tcp: bool,
 ) -> Result<Option<OwnedFd>, RulesetError> {
@@ -91,12 +130,14 @@ fn build(
     let rs = rs.scope(Scope::from_all(abi))?;
     let mut created = rs.create()?;
     created = add(created, [Path::new("/")], AccessFs::ReadDir.into(), abi)?;
-    created = add(
-        created,
-        read.iter().map(PathBuf::as_path),
-        AccessFs::from_read(abi),
-        abi,
-    )?;
+    for (fd, is_dir) in &read.roots {
+        let access = if *is_dir {
+            AccessFs::from_read(abi)
+        } else {
+            AccessFs::from_read(abi) & AccessFs::from_file(abi)
+        };
+        created = created.add_rule(PathBeneath::new(fd, access))?;
+    }
     created = add(
         created,
         DEVICES.iter().map(Path::new),

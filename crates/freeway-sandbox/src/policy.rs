@@ -58,7 +58,7 @@ pub struct PolicyDecision {
 #[derive(Debug)]
 enum Matcher {
     Prefix(Vec<String>),
-    Pattern(Regex),
+    Pattern(Regex, Scope),
 }
 
 #[derive(Debug)]
@@ -75,46 +75,66 @@ pub struct ExecPolicy {
     rules: Vec<Rule>,
 }
 
-/// Built-in deny rules: `(name, regex, reason)`.
-const DEFAULT_DENIES: &[(&str, &str, &str)] = &[
+/// Where a pattern is searched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// The whole command line (pipelines like `curl … | sh`).
+    Line,
+    /// Each simple command, leading `VAR=value` and wrappers like `sudo` removed, so anchors
+    /// (`^rm`) mean "the command word", and `echo shutdown` is not `shutdown`.
+    Segment,
+    /// Both.
+    Both,
+}
+
+/// Built-in deny rules: `(name, scope, regex, reason)`.
+const DEFAULT_DENIES: &[(&str, Scope, &str, &str)] = &[
     (
         "rm-root",
-        r"\brm\s+(?:-{1,2}[\w-]*\s+)*(?:/|/\*|~|~/|~/\*|\$HOME|\$HOME/|\$HOME/\*|/[a-z]+/?)(?:\s|$)",
+        Scope::Segment,
+        r"^rm\s+(?:-{1,2}[\w-]*\s+)*(?:/|/\*|~|~/|~/\*|\$HOME|\$HOME/|\$HOME/\*|/[a-z0-9]+/?)(?:\s|$)",
         "recursive delete of the filesystem root, a home directory or a top-level system directory",
     ),
     (
         "mkfs",
-        r"(?:^|[\s/])mkfs(?:\.\w+)?(?:\s|$)",
+        Scope::Segment,
+        r"^mkfs(?:\.\w+)?(?:\s|$)",
         "formatting a filesystem destroys a disk",
     ),
     (
         "dd-to-disk",
-        r"\bdd\b.*\bof=/dev/(?:sd|hd|vd|xvd|nvme|mmcblk|disk|loop)",
+        Scope::Segment,
+        r"^dd\s.*\bof=/dev/(?:sd|hd|vd|xvd|nvme|mmcblk|disk|loop)",
         "writing raw data over a block device destroys it",
     ),
     (
         "redirect-to-disk",
+        Scope::Line,
         r">\s*/dev/(?:sd|hd|vd|xvd|nvme|mmcblk)",
         "writing raw data over a block device destroys it",
     ),
     (
         "power",
-        r"(?:^|[\s;&|])(?:sudo\s+)?(?:shutdown|reboot|halt|poweroff)(?:\s|$)|\binit\s+[06]\b|\bsystemctl\s+(?:poweroff|reboot|halt|kexec)",
+        Scope::Segment,
+        r"^(?:shutdown|reboot|halt|poweroff)(?:\s|$)|^init\s+[06](?:\s|$)|^systemctl\s+(?:poweroff|reboot|halt|kexec)\b",
         "shutting down or rebooting the host",
     ),
     (
         "fork-bomb",
+        Scope::Line,
         r":\s*\(\)\s*\{\s*:\s*\|\s*:\s*&\s*\}|\b\w+\s*\(\)\s*\{[^}]*\|[^}]*&\s*;?\s*\}\s*;\s*\w+",
         "a fork bomb exhausts the process table",
     ),
     (
         "pipe-to-shell",
+        Scope::Line,
         r"\b(?:curl|wget|fetch)\b[^|]*\|\s*(?:sudo\s+)?(?:ba|z|da|k|fi)?sh\b|\b(?:curl|wget)\b[^|]*\|\s*(?:sudo\s+)?python[0-9.]*\b",
         "piping a download into a shell runs unreviewed code from the network",
     ),
     (
         "chmod-root",
-        r"\bch(?:mod|own)\s+(?:-\w+\s+)*-R\s+\S+\s+/(?:\s|$)|\bch(?:mod|own)\s+\S+\s+-R\s+/(?:\s|$)",
+        Scope::Segment,
+        r"^ch(?:mod|own)\s.*-R\b.*\s/$",
         "changing permissions or owners of the whole filesystem",
     ),
 ];
@@ -130,8 +150,10 @@ impl ExecPolicy {
             };
             let matcher = match (&r.prefix, &r.glob, &r.regex) {
                 (Some(p), None, None) if !p.is_empty() => Matcher::Prefix(p.clone()),
-                (None, Some(g), None) => Matcher::Pattern(regex(&r.name, &glob_to_regex(g))?),
-                (None, None, Some(re)) => Matcher::Pattern(regex(&r.name, re)?),
+                (None, Some(g), None) => {
+                    Matcher::Pattern(regex(&r.name, &glob_to_regex(g))?, Scope::Both)
+                }
+                (None, None, Some(re)) => Matcher::Pattern(regex(&r.name, re)?, Scope::Both),
                 _ => {
                     return Err(invalid(
                         "give exactly one of prefix (non-empty), glob, regex",
@@ -151,11 +173,11 @@ impl ExecPolicy {
             });
         }
         if defaults {
-            for (name, re, reason) in DEFAULT_DENIES {
+            for (name, scope, re, reason) in DEFAULT_DENIES {
                 compiled.push(Rule {
                     name: (*name).to_string(),
                     action: RuleAction::Deny,
-                    matcher: Matcher::Pattern(regex(name, re)?),
+                    matcher: Matcher::Pattern(regex(name, re)?, *scope),
                     reason: (*reason).to_string(),
                 });
             }
@@ -166,17 +188,33 @@ impl ExecPolicy {
     /// Decide whether `command` may run.
     pub fn evaluate(&self, command: &CommandLine) -> PolicyDecision {
         let line = command.display();
-        let segments: Vec<Vec<String>> = match command {
+        let mut lines = vec![line];
+        let mut segments: Vec<Vec<String>> = match command {
             CommandLine::Argv(argv) => vec![argv.clone()],
             CommandLine::Shell(s) => split_commands(s),
         };
-        let texts: Vec<String> = std::iter::once(line.clone())
-            .chain(segments.iter().map(|s| s.join(" ")))
+        // `sh -c "…"` given as argv (or nested in a shell string): look inside.
+        let mut i = 0;
+        while i < segments.len() && segments.len() <= 64 {
+            let words = strip_wrappers(&segments[i]).to_vec();
+            if words.len() >= 3 && SHELLS.contains(&basename(&words[0])) && words[1] == "-c" {
+                lines.push(words[2].clone());
+                segments.extend(split_commands(&words[2]));
+            }
+            i += 1;
+        }
+        let seg_texts: Vec<String> = segments
+            .iter()
+            .map(|s| strip_wrappers(s).join(" "))
             .collect();
         for rule in &self.rules {
+            let in_lines = |re: &Regex| lines.iter().any(|t| re.is_match(t));
+            let in_segs = |re: &Regex| seg_texts.iter().any(|t| re.is_match(t));
             let hit = match &rule.matcher {
                 Matcher::Prefix(prefix) => segments.iter().any(|seg| prefix_matches(prefix, seg)),
-                Matcher::Pattern(re) => texts.iter().any(|t| re.is_match(t)),
+                Matcher::Pattern(re, Scope::Line) => in_lines(re),
+                Matcher::Pattern(re, Scope::Segment) => in_segs(re),
+                Matcher::Pattern(re, Scope::Both) => in_lines(re) || in_segs(re),
             };
             if hit {
                 return PolicyDecision {
@@ -220,13 +258,21 @@ const WRAPPERS: &[&str] = &[
     "sudo", "env", "command", "exec", "nohup", "time", "nice", "doas", "builtin",
 ];
 
-fn prefix_matches(prefix: &[String], argv: &[String]) -> bool {
-    // Skip leading VAR=value assignments and wrappers like sudo.
+/// Shells whose `-c` argument is itself a command line.
+const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ksh"];
+
+/// The words from the command word on: leading `VAR=value` assignments and wrappers like
+/// `sudo` removed.
+fn strip_wrappers(argv: &[String]) -> &[String] {
     let start = argv
         .iter()
         .position(|w| (!w.contains('=') || w.starts_with('=')) && !WRAPPERS.contains(&basename(w)))
         .unwrap_or(argv.len());
-    let argv = &argv[start..];
+    &argv[start..]
+}
+
+fn prefix_matches(prefix: &[String], argv: &[String]) -> bool {
+    let argv = strip_wrappers(argv);
     if argv.len() < prefix.len() {
         return false;
     }

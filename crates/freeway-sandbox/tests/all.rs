@@ -54,5 +54,9 @@ mod support {
     }
 }
 
+#[path = "all/isolation.rs"]
+mod isolation;
+#[path = "all/limits.rs"]
+mod limits;
 #[path = "all/process.rs"]
 mod process;

@@ -170,9 +170,9 @@ impl StreamRedactor<'_> {
                 cut = s.len();
             }
         }
-        // An unterminated private-key block is held whole.
-        if let Some(begin) = s.rfind("-----BEGIN") {
-            let block = &s[begin..];
+        // A private-key block not closed before the cut is held whole.
+        if let Some(begin) = s[..cut].rfind("-----BEGIN") {
+            let block = &s[begin..cut];
             let terminated = block
                 .find("-----END")
                 .is_some_and(|e| block[e + 8..].contains("-----"));

@@ -58,5 +58,9 @@ mod support {
 mod isolation;
 #[path = "all/limits.rs"]
 mod limits;
+#[path = "all/policy.rs"]
+mod policy;
 #[path = "all/process.rs"]
 mod process;
+#[path = "all/redaction.rs"]
+mod redaction;

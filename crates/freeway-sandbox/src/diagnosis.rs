@@ -133,7 +133,7 @@ impl Diagnoser {
                 )?,
                 port_number: re(r":(\d{2,5})\b|port (\d{2,5})")?,
                 network: re(
-                    r"(?i)network is unreachable|could not resolve host|temporary failure in name resolution|name or service not known|getaddrinfo|ENOTFOUND|EAI_AGAIN|failed to establish a new connection|NewConnectionError|urlopen error|no route to host|connection refused|couldn't connect to server",
+                    r"(?i)network is unreachable|could not resolve host|temporary failure in name resolution|name or service not known|getaddrinfo|(?-i:\bENOTFOUND\b|\bEAI_AGAIN\b)|failed to establish a new connection|NewConnectionError|urlopen error|no route to host|connection refused|couldn't connect to server",
                 )?,
                 net_context: re(
                     r"(?i)socket|connect|urlopen|https?://|curl|wget|getaddrinfo|resolve|requests\.|urllib",

@@ -54,6 +54,8 @@ mod support {
     }
 }
 
+#[path = "all/diagnosis.rs"]
+mod diagnosis;
 #[path = "all/isolation.rs"]
 mod isolation;
 #[path = "all/limits.rs"]
@@ -64,3 +66,5 @@ mod policy;
 mod process;
 #[path = "all/redaction.rs"]
 mod redaction;
+#[path = "all/runners.rs"]
+mod runners;

@@ -34,7 +34,7 @@ pub struct Sandbox {
     policy: ExecPolicy,
     redactor: Redactor,
     diagnoser: Diagnoser,
-    read_plan: Mutex<Arc<ReadPlan>>,
+    read_plan: Mutex<Option<Arc<ReadPlan>>>,
     net_filter: Option<Arc<BpfProgram>>,
     cgroup: Option<CgroupRoot>,
     runs: AtomicU64,
@@ -73,14 +73,13 @@ impl Sandbox {
         } else {
             None
         };
-        let read_plan = Mutex::new(Arc::new(ReadPlan::build(&config.deny_read)));
         Ok(Self {
             config,
             capabilities,
             policy,
             redactor,
             diagnoser: Diagnoser::new()?,
-            read_plan,
+            read_plan: Mutex::new(None),
             net_filter,
             cgroup,
             runs: AtomicU64::new(0),
@@ -249,16 +248,21 @@ impl Sandbox {
         Ok(result)
     }
 
-    /// The read grants, rebuilt when a directory they were derived from changed.
-    fn read_plan(&self) -> Arc<ReadPlan> {
+    /// The read layer, built on first use and rebuilt when a directory it was derived from
+    /// changed.
+    fn read_plan(&self) -> Result<Arc<ReadPlan>, SandboxError> {
         let mut plan = self
             .read_plan
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !plan.is_fresh() {
-            *plan = Arc::new(ReadPlan::build(&self.config.deny_read));
+        match &*plan {
+            Some(p) if p.is_fresh() => Ok(Arc::clone(p)),
+            _ => {
+                let fresh = Arc::new(ReadPlan::build(&self.config.deny_read)?);
+                *plan = Some(Arc::clone(&fresh));
+                Ok(fresh)
+            }
         }
-        Arc::clone(&plan)
     }
 
     fn enforce_policy(&self, command: &CommandLine) -> Result<(), SandboxError> {
@@ -388,7 +392,10 @@ impl Sandbox {
                     write.extend(self.config.writable_roots.iter().cloned());
                 }
                 let deny_tcp = network_denied && self.capabilities.has("landlock_net");
-                setup.landlock = landlock_rules::ruleset(&self.read_plan(), &write, deny_tcp)?;
+                setup.landlock = vec![
+                    Arc::clone(&self.read_plan()?.layer),
+                    Arc::new(landlock_rules::write_layer(&write, deny_tcp)?),
+                ];
             }
             if network_denied && self.require("seccomp", degraded)? {
                 setup.seccomp.clone_from(&self.net_filter);
@@ -520,7 +527,10 @@ impl TempDir {
     async fn remove(self) {
         let path = self.0.clone();
         std::mem::forget(self);
-        let _ = tokio::fs::remove_dir_all(&path).await;
+        // Most runs leave it empty: one rmdir, no trip to the blocking pool.
+        if fs::remove_dir(&path).is_err() {
+            let _ = tokio::fs::remove_dir_all(&path).await;
+        }
     }
 }
 

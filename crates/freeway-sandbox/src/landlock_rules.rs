@@ -1,14 +1,22 @@
-//! Filesystem (and TCP) rules with Landlock.
+//! Filesystem (and TCP) rules with Landlock, in two layers (a process must pass every layer).
 //!
-//! Landlock only grants, it cannot carve a hole into a granted tree. To deny reading a path such
-//! as `~/.ssh` while the rest of the host stays readable, the read grant is spread over the
-//! siblings of every ancestor of the denied paths ([`ReadPlan`], opened once and rebuilt when
-//! one of the listed directories changes).
+//! 1. The read layer, built once per sandbox and reused by every run: everything readable
+//!    except the denied paths, and every write right granted everywhere (the next layer narrows
+//!    writes). Landlock only grants, it cannot carve a hole into a granted tree: to deny reading
+//!    `~/.ssh` while the rest of the host stays readable, the read grant is spread over the
+//!    siblings of every ancestor of a denied path. That can be a few hundred rules (`/etc` is
+//!    wide), which is why the layer is cached ([`ReadPlan`], rebuilt when a listed directory
+//!    changes) instead of rebuilt per run; adding the rules was most of a sandboxed spawn.
+//! 2. The write layer, per run and small: writes only below the working directory, the private
+//!    temp dir and a few devices; no TCP bind/connect when the network is denied; no signals
+//!    or abstract UNIX sockets outside the sandbox (ABI 6).
+//!
 //! Directory listing stays allowed everywhere (names are not secrets; contents are).
 
 use std::fs;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use landlock::{
@@ -35,14 +43,14 @@ const DEVICES: &[&str] = &[
 /// opened once (O_PATH) and the directories they were derived from, to notice changes.
 #[derive(Debug)]
 pub(crate) struct ReadPlan {
-    /// `(descriptor, is a directory)` of each granted path.
-    roots: Vec<(PathFd, bool)>,
+    /// The read layer's ruleset, restricted-to by every run.
+    pub layer: Arc<OwnedFd>,
     /// Directories listed to build the plan, with their modification time then.
     listed: Vec<(PathBuf, Option<SystemTime>)>,
 }
 
 impl ReadPlan {
-    pub fn build(deny: &[PathBuf]) -> Self {
+    pub fn build(deny: &[PathBuf]) -> Result<Self, SandboxError> {
         let deny: Vec<PathBuf> = deny
             .iter()
             .filter_map(|p| fs::canonicalize(p).ok())
@@ -54,15 +62,11 @@ impl ReadPlan {
         } else {
             expand(Path::new("/"), &deny, &mut paths, &mut listed);
         }
-        let roots = paths
-            .iter()
-            .filter_map(|p| {
-                let is_dir = fs::metadata(p).ok()?.is_dir();
-                let fd = PathFd::new(p).ok()?;
-                Some((fd, is_dir))
-            })
-            .collect();
-        Self { roots, listed }
+        let layer = read_layer(&paths)?;
+        Ok(Self {
+            layer: Arc::new(layer),
+            listed,
+        })
     }
 
     /// No listed directory changed since the plan was built (an entry added next to a denied
@@ -104,53 +108,67 @@ fn expand(
     }
 }
 
-/// Build a Landlock ruleset: read `read`, read and write `write`, devices, and when
-/// `deny_tcp` no TCP bind or connect. Returns the ruleset descriptor for the child.
-pub(crate) fn ruleset(
-    read: &ReadPlan,
-    write: &[PathBuf],
-    deny_tcp: bool,
-) -> Result<Option<OwnedFd>, SandboxError> {
-    build(read, write, deny_tcp).map_err(|e| SandboxError::Setup {
+fn setup_error(e: RulesetError) -> SandboxError {
+    SandboxError::Setup {
         stage: "landlock ruleset",
         source: std::io::Error::other(e.to_string()),
-    })
+    }
 }
 
-fn build(
-    read: &ReadPlan,
-    write: &[PathBuf],
-    deny_tcp: bool,
-) -> Result<Option<OwnedFd>, RulesetError> {
+/// The ruleset's descriptor; none means Landlock is not supported after all.
+fn created_fd(created: Result<Option<OwnedFd>, RulesetError>) -> Result<OwnedFd, SandboxError> {
+    created
+        .map_err(setup_error)?
+        .ok_or_else(|| SandboxError::Setup {
+            stage: "landlock ruleset",
+            source: std::io::Error::from_raw_os_error(libc::EOPNOTSUPP),
+        })
+}
+
+fn read_layer(readable: &[PathBuf]) -> Result<OwnedFd, SandboxError> {
     let abi = ABI_WANTED;
-    let mut rs = Ruleset::default().handle_access(AccessFs::from_all(abi))?;
-    if deny_tcp {
-        rs = rs.handle_access(AccessNet::from_all(abi))?;
-    }
-    let rs = rs.scope(Scope::from_all(abi))?;
-    let mut created = rs.create()?;
-    created = add(created, [Path::new("/")], AccessFs::ReadDir.into(), abi)?;
-    for (fd, is_dir) in &read.roots {
-        let access = if *is_dir {
-            AccessFs::from_read(abi)
-        } else {
-            AccessFs::from_read(abi) & AccessFs::from_file(abi)
-        };
-        created = created.add_rule(PathBeneath::new(fd, access))?;
-    }
-    created = add(
-        created,
-        DEVICES.iter().map(Path::new),
-        AccessFs::from_all(abi),
-        abi,
-    )?;
-    created = add(
-        created,
-        write.iter().map(PathBuf::as_path),
-        AccessFs::from_all(abi),
-        abi,
-    )?;
-    Ok(created.into())
+    let build = || -> Result<Option<OwnedFd>, RulesetError> {
+        let mut created = Ruleset::default()
+            .handle_access(AccessFs::from_all(abi))?
+            .create()?;
+        let everywhere = AccessFs::from_write(abi) | AccessFs::ReadDir;
+        created = add(created, [Path::new("/")], everywhere, abi)?;
+        created = add(
+            created,
+            readable.iter().map(PathBuf::as_path),
+            AccessFs::from_read(abi),
+            abi,
+        )?;
+        Ok(created.into())
+    };
+    created_fd(build())
+}
+
+/// The per-run layer: writes only below `write` and the devices; when `deny_tcp`, no TCP bind
+/// or connect.
+pub(crate) fn write_layer(write: &[PathBuf], deny_tcp: bool) -> Result<OwnedFd, SandboxError> {
+    let abi = ABI_WANTED;
+    let build = || -> Result<Option<OwnedFd>, RulesetError> {
+        let mut rs = Ruleset::default().handle_access(AccessFs::from_write(abi))?;
+        if deny_tcp {
+            rs = rs.handle_access(AccessNet::from_all(abi))?;
+        }
+        let mut created = rs.scope(Scope::from_all(abi))?.create()?;
+        created = add(
+            created,
+            DEVICES.iter().map(Path::new),
+            AccessFs::from_write(abi),
+            abi,
+        )?;
+        created = add(
+            created,
+            write.iter().map(PathBuf::as_path),
+            AccessFs::from_write(abi),
+            abi,
+        )?;
+        Ok(created.into())
+    };
+    created_fd(build())
 }
 
 fn add<'a>(

@@ -26,8 +26,8 @@ pub(crate) struct ChildSetup {
     pub rlimits: Vec<(Resource, u64)>,
     /// `cgroup.procs` of the run's cgroup, open for writing; the child writes `0` to join.
     pub cgroup_procs: Option<OwnedFd>,
-    /// A created Landlock ruleset to restrict self with.
-    pub landlock: Option<OwnedFd>,
+    /// Landlock rulesets to restrict self with, one layer each.
+    pub landlock: Vec<Arc<OwnedFd>>,
     /// A compiled seccomp filter.
     pub seccomp: Option<Arc<BpfProgram>>,
 }
@@ -74,15 +74,15 @@ fn apply_in_child(setup: &ChildSetup) -> io::Result<()> {
             u32::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         );
-        if (setup.landlock.is_some() || setup.seccomp.is_some())
+        if (!setup.landlock.is_empty() || setup.seccomp.is_some())
             && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0
         {
             return Err(io::Error::last_os_error());
         }
-        if let Some(fd) = &setup.landlock
-            && libc::syscall(libc::SYS_landlock_restrict_self, fd.as_raw_fd(), 0u32) < 0
-        {
-            return Err(io::Error::last_os_error());
+        for fd in &setup.landlock {
+            if libc::syscall(libc::SYS_landlock_restrict_self, fd.as_raw_fd(), 0u32) < 0 {
+                return Err(io::Error::last_os_error());
+            }
         }
         if let Some(prog) = &setup.seccomp {
             let fprog = libc::sock_fprog {

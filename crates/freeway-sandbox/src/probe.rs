@@ -1,0 +1,118 @@
+//! What isolation mechanisms this kernel offers: the report `freeway doctor` prints and the
+//! facts a [`crate::Sandbox`] decides by (refuse or degrade when one is missing).
+
+use serde::Serialize;
+
+use crate::cgroup::{CgroupRoot, CgroupVersion};
+use crate::sys;
+
+/// One mechanism and whether it works here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mechanism {
+    /// Short name: `landlock`, `landlock_net`, `seccomp`, `cgroup_pids`, `rlimit_nproc`.
+    pub name: &'static str,
+    /// Usable.
+    pub available: bool,
+    /// What was found (ABI version, cgroup path, or the error).
+    pub detail: String,
+    /// What the sandbox uses it for.
+    pub used_for: &'static str,
+}
+
+/// The kernel's sandboxing capabilities.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    /// `uname -r`.
+    pub kernel: String,
+    /// Running as root (RLIMIT_NPROC does not bind root; a pids cgroup is needed).
+    pub running_as_root: bool,
+    /// Highest Landlock ABI, if any.
+    pub landlock_abi: Option<u32>,
+    /// Every mechanism with its status.
+    pub mechanisms: Vec<Mechanism>,
+}
+
+impl Capabilities {
+    /// The mechanism called `name`.
+    pub fn get(&self, name: &str) -> Option<&Mechanism> {
+        self.mechanisms.iter().find(|m| m.name == name)
+    }
+
+    /// `name` is available.
+    pub fn has(&self, name: &str) -> bool {
+        self.get(name).is_some_and(|m| m.available)
+    }
+}
+
+/// Probe the kernel. Cheap (a few system calls and file reads); may create the sandbox's cgroup
+/// directory.
+pub fn probe() -> Capabilities {
+    probe_with_cgroup().0
+}
+
+pub(crate) fn probe_with_cgroup() -> (Capabilities, Option<CgroupRoot>) {
+    let root = sys::is_root();
+    let abi = sys::landlock_abi();
+    let landlock_abi = abi.as_ref().ok().copied().filter(|&v| v > 0);
+    let mut mechanisms = vec![
+        Mechanism {
+            name: "landlock",
+            available: landlock_abi.is_some(),
+            detail: match &abi {
+                Ok(v) => format!("ABI {v}"),
+                Err(e) => format!("unavailable: {e}"),
+            },
+            used_for: "filesystem rules of read-only and workspace-write",
+        },
+        Mechanism {
+            name: "landlock_net",
+            available: landlock_abi.is_some_and(|v| v >= 4),
+            detail: "TCP bind/connect rules need Landlock ABI 4 (Linux 6.7)".into(),
+            used_for: "second layer of network denial (TCP)",
+        },
+    ];
+    let seccomp = sys::seccomp_filter_available();
+    mechanisms.push(Mechanism {
+        name: "seccomp",
+        available: seccomp.is_ok(),
+        detail: match &seccomp {
+            Ok(()) => "filter mode".into(),
+            Err(e) => format!("unavailable: {e}"),
+        },
+        used_for: "network denial (socket families, connect, bind, io_uring)",
+    });
+    let cgroup = CgroupRoot::detect();
+    mechanisms.push(Mechanism {
+        name: "cgroup_pids",
+        available: cgroup.is_ok(),
+        detail: match &cgroup {
+            Ok(c) => format!(
+                "{} at {}",
+                match c.version {
+                    CgroupVersion::V1 => "cgroup v1",
+                    CgroupVersion::V2 => "cgroup v2",
+                },
+                c.dir.display()
+            ),
+            Err(e) => e.clone(),
+        },
+        used_for: "process-count limit (fork bombs) and killing every process of a run",
+    });
+    mechanisms.push(Mechanism {
+        name: "rlimit_nproc",
+        available: !root,
+        detail: if root {
+            "not enforced for root".into()
+        } else {
+            "per-user process limit".into()
+        },
+        used_for: "process-count limit when no pids cgroup is available",
+    });
+    let caps = Capabilities {
+        kernel: sys::kernel_release(),
+        running_as_root: root,
+        landlock_abi,
+        mechanisms,
+    };
+    (caps, cgroup.ok())
+}

@@ -1,0 +1,53 @@
+# freeway: the two commands a new machine needs are `make run` and `make test`.
+
+CARGO ?= cargo
+PYTHON ?= python3
+VENV := .venv
+LISTEN ?= 127.0.0.1:4000
+
+.PHONY: run test build release lint fmt unit e2e venv bench clean
+
+## run: fetch the embedded model if missing, build, and serve on $(LISTEN)
+run: release
+	@if [ -x scripts/fetch-model.sh ]; then scripts/fetch-model.sh; fi
+	./target/release/freeway serve --listen $(LISTEN)
+
+build:
+	$(CARGO) build --workspace --bins
+
+release:
+	$(CARGO) build --release -p freeway-cli
+
+## test: formatting, lints, unit and integration tests, then the end-to-end suite
+test: lint unit e2e
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --workspace --no-fail-fast; \
+	else \
+		$(CARGO) test --workspace --no-fail-fast; \
+	fi
+
+$(VENV)/.installed: tests/e2e/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/e2e/requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+e2e: build venv
+	$(VENV)/bin/python -m pytest tests/e2e -q
+
+bench:
+	bench/gateway.sh
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV)

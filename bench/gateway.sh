@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Measures the latency and throughput freeway adds in front of an upstream that answers at once.
+#
+#   bench/gateway.sh            # 10 s per run
+#   DURATION=30 bench/gateway.sh
+#
+# Starts the behavioral mock upstream (freeway-mock-upstream) and `freeway serve` in release
+# mode on loopback, then runs wrk against the upstream directly and through freeway with the same
+# request: one connection (added latency) and 64 connections (sustained throughput).
+# Needs: wrk (apt-get install wrk).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+
+cargo build --release -q -p freeway-cli -p freeway-testkit
+BIN=target/release
+tmp=$(mktemp -d)
+cleanup() { kill "${mock_pid:-}" "${fw_pid:-}" 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+"$BIN/freeway-mock-upstream" --listen 127.0.0.1:0 >"$tmp/mock.out" &
+mock_pid=$!
+for _ in $(seq 100); do grep -q listening "$tmp/mock.out" 2>/dev/null && break; sleep 0.05; done
+upstream=$(sed -n 's/.*listening on //p' "$tmp/mock.out")
+
+cat >"$tmp/freeway.toml" <<TOML
+[server]
+master_key = "bench-key"
+
+[[providers]]
+name = "up"
+protocol = "openai"
+base_url = "http://$upstream/v1"
+models = ["gpt-4o-mini"]
+TOML
+port=$((20000 + RANDOM % 20000))
+FREEWAY_LOG=warn "$BIN/freeway" serve --config "$tmp/freeway.toml" --listen "127.0.0.1:$port" 2>"$tmp/fw.err" &
+fw_pid=$!
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
+sleep 0.5
+idle_rss=$(awk '/VmRSS/ {print $2}' "/proc/$fw_pid/status")
+
+run() { # name url model connections
+  BENCH_MODEL=$3 wrk -t1 -c"$4" -d"${DURATION}s" --latency -s bench/chat.lua "$2/v1/chat/completions" >"$tmp/$1.txt"
+}
+pct() { awk -v p="$2" '$1 == p {print $2}' "$tmp/$1.txt"; }
+rps() { awk '/Requests\/sec/ {print $2}' "$tmp/$1.txt"; }
+to_us() { # wrk prints 52.00us / 1.23ms / 1.02s
+  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000; else print n * 1000000 }'
+}
+
+# Warm both paths (connection pools, allocator).
+BENCH_MODEL=gpt-4o-mini wrk -t1 -c4 -d2s -s bench/chat.lua "http://$upstream/v1/chat/completions" >/dev/null
+BENCH_MODEL=up/gpt-4o-mini wrk -t1 -c4 -d2s -s bench/chat.lua "http://127.0.0.1:$port/v1/chat/completions" >/dev/null
+
+run direct1 "http://$upstream" gpt-4o-mini 1
+run freeway1 "http://127.0.0.1:$port" up/gpt-4o-mini 1
+run direct64 "http://$upstream" gpt-4o-mini 64
+run freeway64 "http://127.0.0.1:$port" up/gpt-4o-mini 64
+loaded_rss=$(awk '/VmRSS/ {print $2}' "/proc/$fw_pid/status")
+
+d50=$(to_us "$(pct direct1 50%)"); f50=$(to_us "$(pct freeway1 50%)")
+d99=$(to_us "$(pct direct1 99%)"); f99=$(to_us "$(pct freeway1 99%)")
+printf '\nfreeway gateway benchmark (%ss per run, wrk -t1, loopback, 2 cores shared by wrk, freeway and the upstream)\n\n' "$DURATION"
+printf '| path | connections | p50 | p99 | requests/s |\n|---|---|---|---|---|\n'
+for r in direct1:1 freeway1:1 direct64:64 freeway64:64; do
+  name=${r%%:*}; c=${r##*:}
+  printf '| %s | %s | %s | %s | %s |\n' "${name%%[0-9]*}" "$c" "$(pct "$name" 50%)" "$(pct "$name" 99%)" "$(rps "$name")"
+done
+printf '\nadded latency, one connection: p50 %s µs, p99 %s µs\n' \
+  "$(awk -v a="$f50" -v b="$d50" 'BEGIN{printf "%.0f", a-b}')" "$(awk -v a="$f99" -v b="$d99" 'BEGIN{printf "%.0f", a-b}')"
+printf 'freeway RSS: idle %s MB, after load %s MB\n' \
+  "$(awk -v k="$idle_rss" 'BEGIN{printf "%.1f", k/1024}')" "$(awk -v k="$loaded_rss" 'BEGIN{printf "%.1f", k/1024}')"
+if [ -s "$tmp/fw.err" ]; then echo "freeway stderr:"; tail -5 "$tmp/fw.err"; fi

@@ -17,5 +17,6 @@ pub use error::{ConfigError, ConfigErrors};
 pub use load::{Source, load, load_str};
 pub use runtime::{
     AgentConfig, Approval, Config, DEFAULT_LISTEN, LOCAL_MODEL, LOCAL_PROVIDER, ProviderConfig,
-    ProviderKind, RouteConfig, SandboxLevel, ServerConfig, Strategy, TelemetryConfig,
+    ProviderKind, RouteConfig, SandboxLevel, SandboxSettings, ServerConfig, Strategy,
+    TelemetryConfig,
 };

@@ -13,6 +13,8 @@ use crate::error::{ConfigError, ConfigErrors, line_col, suggest};
 use crate::raw::{RawAgent, RawConfig, RawProvider, RawRoute, S};
 use crate::runtime::*;
 
+mod sandbox;
+
 const PROTOCOLS: [&str; 4] = ["openai", "anthropic", "gemini", "local"];
 const STRATEGIES: [&str; 2] = ["fallback", "round_robin"];
 /// Strategies of the contract that are not implemented yet: named so the error can say so.
@@ -179,6 +181,16 @@ impl Cx<'_> {
             "telemetry.otlp_protocol",
             &["FREEWAY_TELEMETRY_OTLP_PROTOCOL"],
         );
+        for (slot, key) in [
+            (&mut raw.sandbox.workspace, "workspace"),
+            (&mut raw.sandbox.isolation, "isolation"),
+            (&mut raw.sandbox.network, "network"),
+            (&mut raw.sandbox.on_missing, "on_missing"),
+            (&mut raw.sandbox.analysis_model, "analysis_model"),
+        ] {
+            let var = format!("FREEWAY_SANDBOX_{}", key.to_ascii_uppercase());
+            set(self, slot, &format!("sandbox.{key}"), &[&var]);
+        }
         for p in &mut raw.providers {
             let prefix = format!("FREEWAY_PROVIDERS_{}", env_name(p.name.get_ref()));
             let name = p.name.get_ref().clone();
@@ -341,6 +353,16 @@ impl Cx<'_> {
                 agents.push(a);
             }
         }
+        let sandbox = self.sandbox(
+            &raw.sandbox,
+            &sandbox::Known {
+                providers: &providers,
+                provider_names: &provider_names,
+                routes: &route_names,
+                default_model: default_model.as_deref(),
+                server: &server,
+            },
+        );
         let mut warnings = Vec::new();
         let telemetry = TelemetryConfig {
             otlp_endpoint: raw
@@ -381,6 +403,7 @@ impl Cx<'_> {
             routes,
             agents,
             telemetry,
+            sandbox,
             warnings,
         }
     }

@@ -26,6 +26,8 @@ pub(crate) struct RawConfig {
     pub agents: Vec<RawAgent>,
     #[serde(default)]
     pub telemetry: RawTelemetry,
+    #[serde(default)]
+    pub sandbox: RawSandbox,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -107,4 +109,62 @@ pub(crate) struct RawAgent {
 pub(crate) struct RawTelemetry {
     pub otlp_endpoint: Option<S<String>>,
     pub otlp_protocol: Option<S<String>>,
+}
+
+/// `[sandbox]`: how `/v1/exec`, `freeway exec` and agent tools run processes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSandbox {
+    /// Working directory of runs that name none (default: the directory freeway started in).
+    pub workspace: Option<S<String>>,
+    /// read-only | workspace-write | full-access.
+    pub isolation: Option<S<String>>,
+    /// deny | allow.
+    pub network: Option<S<String>>,
+    /// refuse | degrade.
+    pub on_missing: Option<S<String>>,
+    pub default_timeout_ms: Option<S<u64>>,
+    /// The largest `timeout_ms` a request may ask for.
+    pub max_timeout_ms: Option<S<u64>>,
+    pub kill_grace_ms: Option<S<u64>>,
+    pub output_limit_bytes: Option<S<u64>>,
+    #[serde(default)]
+    pub limits: RawLimits,
+    pub env_allow: Option<S<Vec<S<String>>>>,
+    pub deny_read: Option<S<Vec<S<String>>>>,
+    pub writable_roots: Option<S<Vec<S<String>>>>,
+    /// Keep the built-in deny rules.
+    pub default_rules: Option<S<bool>>,
+    #[serde(default)]
+    pub rules: Vec<RawRule>,
+    /// Values to redact; `${ENV}` references are resolved.
+    pub secrets: Option<S<Vec<S<String>>>>,
+    /// The model (id or route) that writes the analysis of a failure; `"off"` disables it.
+    pub analysis_model: Option<S<String>>,
+    /// Analyze every failed run unless the request says `"analyze": false`.
+    pub analyze_failures: Option<S<bool>>,
+    pub analysis_timeout_secs: Option<S<f64>>,
+}
+
+/// `[sandbox.limits]`; 0 means no limit.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimits {
+    pub cpu_seconds: Option<S<u64>>,
+    pub memory_bytes: Option<S<u64>>,
+    pub file_size_bytes: Option<S<u64>>,
+    pub max_processes: Option<S<u64>>,
+    pub open_files: Option<S<u64>>,
+}
+
+/// `[[sandbox.rules]]`: exactly one of `prefix`, `glob`, `regex`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRule {
+    pub name: S<String>,
+    pub action: S<String>,
+    pub prefix: Option<S<Vec<String>>>,
+    pub glob: Option<S<String>>,
+    pub regex: Option<S<String>>,
+    pub reason: Option<S<String>>,
 }

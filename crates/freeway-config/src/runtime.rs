@@ -26,6 +26,7 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     pub agents: Vec<AgentConfig>,
     pub telemetry: TelemetryConfig,
+    pub sandbox: SandboxSettings,
     /// Things that are valid but worth saying (e.g. a setting that has no effect yet).
     pub warnings: Vec<String>,
 }
@@ -128,4 +129,39 @@ pub struct AgentConfig {
 pub struct TelemetryConfig {
     pub otlp_endpoint: Option<String>,
     pub otlp_protocol: Option<String>,
+}
+
+/// `[sandbox]`: how processes are run, and who explains their failures.
+#[derive(Clone)]
+pub struct SandboxSettings {
+    /// What `freeway-sandbox` runs with. `secrets` holds the configured secrets, the master key
+    /// and every provider API key, all redacted from outputs.
+    pub config: freeway_sandbox::SandboxConfig,
+    /// The largest `timeout_ms` a request may ask for.
+    pub max_timeout_ms: u64,
+    /// The model (id or route alias) asked to analyze a failure; `None`: no model analysis.
+    pub analysis_model: Option<String>,
+    /// Analyze failed runs when the request does not say (`analyze` omitted).
+    pub analyze_failures: bool,
+    /// How long to wait for the analysis model.
+    pub analysis_timeout: Duration,
+}
+
+impl std::fmt::Debug for SandboxSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.config;
+        f.debug_struct("SandboxSettings")
+            .field("workspace", &c.workspace)
+            .field("isolation", &c.isolation)
+            .field("network", &c.network)
+            .field("on_missing", &c.on_missing)
+            .field("limits", &c.limits)
+            .field("default_timeout_ms", &c.default_timeout_ms)
+            .field("rules", &c.rules.len())
+            .field("secrets", &format_args!("[{} redacted]", c.secrets.len()))
+            .field("max_timeout_ms", &self.max_timeout_ms)
+            .field("analysis_model", &self.analysis_model)
+            .field("analyze_failures", &self.analyze_failures)
+            .finish_non_exhaustive()
+    }
 }

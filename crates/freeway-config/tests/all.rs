@@ -261,3 +261,228 @@ fn optional_and_escaped_references() {
         [("x".to_string(), "${literal}".to_string())]
     );
 }
+
+mod sandbox {
+    use super::*;
+    use freeway_sandbox::{Isolation, OnMissing, RuleAction};
+
+    const PROVIDERS: &str = r#"
+[[providers]]
+name = "openai"
+protocol = "openai"
+base_url = "https://api.openai.com/v1"
+api_key = "${OPENAI_API_KEY}"
+
+[[routes]]
+name = "smart"
+targets = ["openai/gpt-4.1"]
+"#;
+
+    #[test]
+    fn defaults_when_the_section_is_absent() {
+        let c = load_str("", &Source::default(), &env(&[])).unwrap();
+        let s = &c.sandbox;
+        assert_eq!(s.config.isolation, Isolation::WorkspaceWrite);
+        assert!(!s.config.network);
+        assert_eq!(s.config.on_missing, OnMissing::Refuse);
+        assert!(s.config.default_rules);
+        assert!(!s.analyze_failures);
+        // The analysis model defaults to the default model.
+        assert_eq!(s.analysis_model.as_deref(), Some("local/smollm2"));
+    }
+
+    #[test]
+    fn every_key_maps_onto_the_sandbox_config() {
+        let text = format!(
+            r#"{PROVIDERS}
+[server]
+master_key = "fw-master-key-1"
+
+[sandbox]
+workspace = "/srv/work"
+isolation = "read-only"
+network = "allow"
+on_missing = "degrade"
+default_timeout_ms = 5000
+max_timeout_ms = 60000
+kill_grace_ms = 500
+output_limit_bytes = 4096
+env_allow = ["PATH"]
+deny_read = ["~/.secret", "/etc/x"]
+writable_roots = ["/srv/cache"]
+default_rules = false
+secrets = ["${{DB_PASSWORD}}", "literal-secret"]
+analysis_model = "smart"
+analyze_failures = true
+analysis_timeout_secs = 7
+
+[sandbox.limits]
+cpu_seconds = 10
+memory_bytes = 0
+max_processes = 64
+
+[[sandbox.rules]]
+name = "no-push"
+action = "deny"
+prefix = ["git", "push"]
+reason = "pushing is for humans"
+
+[[sandbox.rules]]
+name = "make-ok"
+action = "allow"
+glob = "make *"
+"#
+        );
+        let c = ok(
+            &text,
+            &[
+                ("OPENAI_API_KEY", "sk-openai-key-123"),
+                ("DB_PASSWORD", "hunter22"),
+                ("HOME", "/home/u"),
+            ],
+        );
+        let s = &c.sandbox;
+        let sc = &s.config;
+        assert_eq!(sc.workspace, PathBuf::from("/srv/work"));
+        assert_eq!(sc.isolation, Isolation::ReadOnly);
+        assert!(sc.network);
+        assert_eq!(sc.on_missing, OnMissing::Degrade);
+        assert_eq!(sc.default_timeout_ms, 5000);
+        assert_eq!(s.max_timeout_ms, 60000);
+        assert_eq!(sc.kill_grace_ms, 500);
+        assert_eq!(sc.output_limit_bytes, 4096);
+        assert_eq!(sc.env_allow, ["PATH"]);
+        assert_eq!(
+            sc.deny_read,
+            [PathBuf::from("/home/u/.secret"), PathBuf::from("/etc/x")]
+        );
+        assert_eq!(sc.writable_roots, [PathBuf::from("/srv/cache")]);
+        assert!(!sc.default_rules);
+        assert_eq!(sc.limits.cpu_seconds, Some(10));
+        assert_eq!(sc.limits.memory_bytes, None, "0 means no limit");
+        assert_eq!(sc.limits.max_processes, Some(64));
+        assert_eq!(sc.limits.open_files, Some(1024), "unset keeps the default");
+        assert_eq!(sc.rules.len(), 2);
+        assert_eq!(sc.rules[0].action, RuleAction::Deny);
+        assert_eq!(
+            sc.rules[0].prefix.as_deref(),
+            Some(&["git".to_owned(), "push".to_owned()][..])
+        );
+        assert_eq!(sc.rules[1].glob.as_deref(), Some("make *"));
+        // Configured secrets resolved, plus the master key and the provider's API key.
+        for secret in [
+            "hunter22",
+            "literal-secret",
+            "fw-master-key-1",
+            "sk-openai-key-123",
+        ] {
+            assert!(sc.secrets.iter().any(|s| s == secret), "{secret} missing");
+        }
+        assert_eq!(s.analysis_model.as_deref(), Some("smart"));
+        assert!(s.analyze_failures);
+        assert_eq!(s.analysis_timeout.as_secs(), 7);
+        // Secrets never print.
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("hunter22") && !debug.contains("sk-openai-key-123"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_errors_with_lines_and_hints() {
+        let text = format!(
+            r#"{PROVIDERS}
+[sandbox]
+isolation = "workspace-writ"
+network = "yes"
+on_missing = "ignore"
+default_timeout_ms = 0
+analysis_model = "nosuch/model"
+
+[[sandbox.rules]]
+name = "bad"
+action = "deny"
+regex = "(unclosed"
+
+[[sandbox.rules]]
+name = "two"
+action = "block"
+prefix = ["x"]
+
+[[sandbox.rules]]
+name = "none"
+action = "deny"
+"#
+        );
+        let e = err(&text, &[("OPENAI_API_KEY", "k")]);
+        let msg = e.to_string();
+        assert_eq!(e.errors.len(), 8, "{msg}");
+        assert!(msg.contains("freeway.toml:13:13: sandbox.isolation: unknown value `workspace-writ` (did you mean `workspace-write`?)"), "{msg}");
+        assert!(
+            msg.contains("sandbox.network: unknown value `yes`"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("sandbox.on_missing: unknown value `ignore`"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("sandbox.default_timeout_ms: must be greater than 0"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("sandbox.analysis_model: `nosuch/model` names provider `nosuch`"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("freeway.toml:22:9: sandbox.rules[0].regex: invalid rule `bad`: regex parse error: (unclosed ^ error: unclosed group"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("sandbox.rules[1].action: unknown value `block`"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("sandbox.rules[2].prefix: rule `none` needs exactly one of"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_their_line() {
+        let e = err(
+            "[sandbox]\nisolation = \"read-only\"\nnetwrk = \"allow\"\n",
+            &[],
+        );
+        assert!(e.to_string().contains("freeway.toml:3:1"), "{e}");
+        assert!(e.to_string().contains("netwrk"), "{e}");
+        let e = err("[sandbox.limits]\ncpu = 3\n", &[]);
+        assert!(e.to_string().contains("freeway.toml:2:1"), "{e}");
+        let e = err(
+            "[[sandbox.rules]]\nname = \"x\"\naction = \"deny\"\nprefix = [\"x\"]\nwhy = \"\"\n",
+            &[],
+        );
+        assert!(e.to_string().contains("freeway.toml:5:1"), "{e}");
+    }
+
+    #[test]
+    fn environment_overrides_and_analysis_off() {
+        let c = ok(
+            "[sandbox]\nisolation = \"read-only\"\nanalysis_model = \"off\"\n",
+            &[
+                ("FREEWAY_SANDBOX_ISOLATION", "full-access"),
+                ("FREEWAY_SANDBOX_NETWORK", "allow"),
+            ],
+        );
+        assert_eq!(c.sandbox.config.isolation, Isolation::FullAccess);
+        assert!(c.sandbox.config.network);
+        assert_eq!(c.sandbox.analysis_model, None);
+        let e = err("", &[("FREEWAY_SANDBOX_ON_MISSING", "maybe")]);
+        assert!(
+            e.to_string()
+                .contains("environment variable FREEWAY_SANDBOX_ON_MISSING"),
+            "{e}"
+        );
+    }
+}

@@ -21,6 +21,12 @@ pub enum Category {
     Overloaded,
     Timeout,
     NotImplemented,
+    /// Authenticated, but a policy refuses the action (exec policy rules).
+    PermissionDenied,
+    /// A feature this server cannot offer right now (e.g. no sandbox on this kernel).
+    Unavailable,
+    /// The request was fine; something on this machine failed.
+    Internal,
 }
 
 /// An error answer: status, category, message, and for OpenAI the offending parameter.
@@ -33,6 +39,8 @@ pub struct ApiError {
     /// A short machine-readable code (`model_not_found`, `upstream_auth`…).
     pub code: Option<&'static str>,
     pub retry_after: Option<Duration>,
+    /// Extra members of the error object (e.g. the exec policy `rule` and `reason`).
+    pub details: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ApiError {
@@ -44,6 +52,7 @@ impl ApiError {
             param: None,
             code: None,
             retry_after: None,
+            details: serde_json::Map::new(),
         }
     }
 
@@ -63,6 +72,12 @@ impl ApiError {
 
     pub fn with_code(mut self, code: &'static str) -> Self {
         self.code = Some(code);
+        self
+    }
+
+    /// Adds a member to the error object.
+    pub fn with_detail(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.details.insert(key.to_owned(), value.into());
         self
     }
 
@@ -93,17 +108,22 @@ impl ApiError {
             Category::Authentication => "authentication_error",
             Category::RateLimited => "rate_limit_error",
             Category::NotImplemented => "not_implemented_error",
-            Category::Upstream | Category::Overloaded | Category::Timeout => "server_error",
+            Category::PermissionDenied => "permission_error",
+            Category::Upstream
+            | Category::Overloaded
+            | Category::Timeout
+            | Category::Unavailable
+            | Category::Internal => "server_error",
         };
-        let body = json!({
-            "error": {
-                "message": self.message,
-                "type": kind,
-                "param": self.param,
-                "code": self.code,
-            }
-        });
-        self.respond(body)
+        let mut error = serde_json::Map::new();
+        error.insert("message".into(), self.message.clone().into());
+        error.insert("type".into(), kind.into());
+        error.insert("param".into(), self.param.clone().into());
+        error.insert("code".into(), self.code.into());
+        for (k, v) in &self.details {
+            error.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        self.respond(json!({ "error": error }))
     }
 
     /// An Anthropic error body.
@@ -119,11 +139,12 @@ impl ApiError {
         match self.category {
             Category::InvalidRequest | Category::NotImplemented => "invalid_request_error",
             Category::Authentication => "authentication_error",
+            Category::PermissionDenied => "permission_error",
             Category::NotFound => "not_found_error",
             Category::TooLarge => "request_too_large",
             Category::RateLimited => "rate_limit_error",
-            Category::Upstream => "api_error",
-            Category::Overloaded => "overloaded_error",
+            Category::Upstream | Category::Internal => "api_error",
+            Category::Overloaded | Category::Unavailable => "overloaded_error",
             Category::Timeout => "timeout_error",
         }
     }
@@ -170,6 +191,7 @@ impl From<ProviderError> for ApiError {
             param: None,
             code: Some(code),
             retry_after: e.retry_after(),
+            details: serde_json::Map::new(),
         }
     }
 }

@@ -118,7 +118,7 @@ pub fn not_found_route() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         Category::NotFound,
-        "No such route. The API serves /v1/chat/completions, /v1/messages, /v1/embeddings and /v1/models.",
+        "No such route. The API serves /v1/chat/completions, /v1/messages, /v1/embeddings, /v1/models and /v1/exec.",
     )
 }
 

@@ -2,12 +2,13 @@
 //!
 //! Each ingress format lives in its own module ([`openai`], [`anthropic`]) and converts to
 //! `freeway-types` at the edge; errors leave in the format of the route they came in on.
-//! This crate owns routing, authentication, body limits and SSE framing; it does not know
-//! provider wire formats.
+//! [`exec`] serves `/v1/exec` over `freeway-sandbox`. This crate owns routing, authentication,
+//! body limits and SSE framing; it does not know provider wire formats.
 
 mod anthropic;
 mod encode;
 mod error;
+pub mod exec;
 mod http;
 mod openai;
 
@@ -32,6 +33,8 @@ pub struct AppState {
     pub keep_alive: Duration,
     /// Unix seconds at start, reported as the `created` time of models.
     pub started: u64,
+    /// The sandbox behind `/v1/exec` (or why there is none).
+    pub exec: exec::ExecState,
 }
 
 impl AppState {
@@ -42,6 +45,9 @@ impl AppState {
             max_body_bytes: 32 * 1024 * 1024,
             keep_alive: Duration::from_secs(15),
             started: http::unix_now(),
+            exec: exec::ExecState::unavailable(
+                "no sandbox is configured for this server: /v1/exec is off",
+            ),
         }
     }
 }
@@ -53,6 +59,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/models", get(openai::list_models))
         .route("/v1/models/{*model}", get(openai::get_model))
         .route("/v1/messages", post(anthropic::messages))
+        .route("/v1/exec", post(exec::exec))
+        .route("/v1/exec/languages", get(exec::languages))
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",

@@ -1,6 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 //! The server over real sockets: streaming behaviour that needs a live connection.
 
+mod exec;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod exec;
+pub use exec::{DoctorArgs, ExecArgs, IsolationArg};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "freeway",
@@ -60,6 +63,10 @@ Then, for instance:
     /// Inspect configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run a command, code snippet or file in the sandbox; diagnose a failure.
+    Exec(ExecArgs),
+    /// Report which sandbox mechanisms this kernel offers and which languages are installed.
+    Doctor(DoctorArgs),
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,8 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve(args).await,
         Command::Models(args) => models(args).await,
         Command::Config(ConfigCommand::Check(args)) => check(args),
+        Command::Exec(args) => crate::exec::run(args).await,
+        Command::Doctor(args) => crate::doctor::run(args),
     }
 }
 
@@ -25,7 +27,7 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-fn load(source: &Source) -> anyhow::Result<Config> {
+pub(crate) fn load(source: &Source) -> anyhow::Result<Config> {
     let config =
         freeway_config::load(source, &env).map_err(|e: ConfigErrors| anyhow::anyhow!("{e}"))?;
     for w in &config.warnings {
@@ -34,7 +36,9 @@ fn load(source: &Source) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-fn local_loader(p: &freeway_config::ProviderConfig) -> Result<Arc<dyn Provider>, String> {
+pub(crate) fn local_loader(
+    p: &freeway_config::ProviderConfig,
+) -> Result<Arc<dyn Provider>, String> {
     Err(format!(
         "provider `{}`: the embedded local model is not available in this build yet; configure a remote provider with [[providers]]",
         p.name
@@ -63,6 +67,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut state = AppState::new(gateway.clone(), config.server.master_key.clone());
     state.max_body_bytes = config.server.max_body_bytes;
     state.keep_alive = config.server.keep_alive;
+    state.exec = crate::exec::exec_state(&config.sandbox);
     let app = freeway_server::router(Arc::new(state));
 
     let listener = tokio::net::TcpListener::bind(config.server.listen)

@@ -2,6 +2,8 @@
 
 mod cli;
 mod commands;
+mod doctor;
+mod exec;
 mod output;
 
 use std::process::ExitCode;

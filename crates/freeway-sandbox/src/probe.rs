@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::cgroup::{CgroupRoot, CgroupVersion};
+use crate::config::{Isolation, SandboxConfig};
 use crate::sys;
 
 /// One mechanism and whether it works here.
@@ -41,6 +42,51 @@ impl Capabilities {
     /// `name` is available.
     pub fn has(&self, name: &str) -> bool {
         self.get(name).is_some_and(|m| m.available)
+    }
+
+    /// The mechanisms a run at `isolation` under `config` needs, by name (the same decisions
+    /// [`crate::Sandbox`] takes before each run).
+    pub fn required(&self, config: &SandboxConfig, isolation: Isolation) -> Vec<&'static str> {
+        let mut needed = Vec::new();
+        if isolation != Isolation::FullAccess {
+            needed.push("landlock");
+            if !config.network {
+                needed.push("seccomp");
+            }
+        }
+        // Without a pids cgroup the process limit falls back to RLIMIT_NPROC, which root ignores.
+        if config.limits.max_processes.is_some() && self.running_as_root {
+            needed.push("cgroup_pids");
+        }
+        needed
+    }
+
+    /// The mechanisms a run at `isolation` needs and this kernel lacks: with
+    /// `on_missing = "refuse"` such a run is refused, with `"degrade"` it runs without them.
+    pub fn missing_for(&self, config: &SandboxConfig, isolation: Isolation) -> Vec<&Mechanism> {
+        self.required(config, isolation)
+            .into_iter()
+            .filter(|name| !self.has(name))
+            .filter_map(|name| self.get(name))
+            .collect()
+    }
+}
+
+/// Whether unprivileged user namespaces can be created, from the kernel's sysctls.
+fn user_namespaces() -> Result<String, String> {
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|s| s.trim().to_owned())
+    };
+    match read("/proc/sys/user/max_user_namespaces").as_deref() {
+        None => return Err("no /proc/sys/user/max_user_namespaces".into()),
+        Some("0") => return Err("max_user_namespaces is 0".into()),
+        Some(_) => {}
+    }
+    match read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() {
+        Some("0") => Err("kernel.unprivileged_userns_clone is 0".into()),
+        _ => Ok("enabled".into()),
     }
 }
 
@@ -107,6 +153,15 @@ pub(crate) fn probe_with_cgroup() -> (Capabilities, Option<CgroupRoot>) {
             "per-user process limit".into()
         },
         used_for: "process-count limit when no pids cgroup is available",
+    });
+    let userns = user_namespaces();
+    mechanisms.push(Mechanism {
+        name: "user_namespaces",
+        available: userns.is_ok(),
+        detail: match userns {
+            Ok(d) | Err(d) => d,
+        },
+        used_for: "not used yet (reported for completeness: a private network namespace would need it)",
     });
     let caps = Capabilities {
         kernel: sys::kernel_release(),

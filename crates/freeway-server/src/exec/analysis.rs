@@ -23,6 +23,10 @@ pub enum AnalysisError {
     /// No analysis model is configured (`[sandbox] analysis_model`, or `default_model`).
     #[error("no analysis model is configured: set [sandbox] analysis_model or default_model")]
     NoModel,
+    /// The model exists in the configuration but cannot be reached from here (e.g. the
+    /// gateway could not be built).
+    #[error("the analysis model `{model}` is unavailable: {reason}")]
+    Unavailable { model: String, reason: String },
     /// The model (or every target of its route) failed.
     #[error("the analysis model `{model}` failed: {source}")]
     Model {
@@ -43,6 +47,7 @@ impl AnalysisError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::NoModel => "no_analysis_model",
+            Self::Unavailable { .. } => "analysis_model_unavailable",
             Self::Model { .. } => "analysis_model_failed",
             Self::Timeout { .. } => "analysis_timeout",
             Self::InvalidAnswer { .. } => "analysis_invalid_answer",

@@ -107,11 +107,12 @@ pub struct Outcome {
 }
 
 /// Runs a validated request, sending output chunks to `output` as they come, then analyzes a
-/// failure if wanted. Shared by the HTTP route and `freeway exec`.
+/// failure if wanted. Shared by the HTTP route and `freeway exec`; `gateway` is `Err(reason)`
+/// when there is none to ask (the reason then explains the missing analysis).
 pub async fn execute(
     exec: &ExecState,
     sandbox: &Sandbox,
-    gateway: &Gateway,
+    gateway: Result<&Gateway, &str>,
     validated: Validated,
     output: Option<mpsc::Sender<OutputChunk>>,
 ) -> Result<Outcome, SandboxError> {
@@ -119,20 +120,27 @@ pub async fn execute(
     let wanted = validated.analyze.unwrap_or(exec.analyze_failures);
     request.analyze = wanted;
     let result = sandbox.run_streaming(request.clone(), output).await?;
-    let analysis = if wanted && !result.success() {
-        Some(
-            analyze(
-                gateway,
-                exec.analysis_model.as_deref(),
-                exec.analysis_timeout,
-                &request,
-                &result,
-                sandbox.redactor(),
-            )
-            .await,
-        )
-    } else {
+    let analysis = if !wanted || result.success() {
         None
+    } else {
+        Some(match (gateway, exec.analysis_model.as_deref()) {
+            (Err(reason), Some(model)) => Err(AnalysisError::Unavailable {
+                model: model.to_owned(),
+                reason: reason.to_owned(),
+            }),
+            (Err(_), None) => Err(AnalysisError::NoModel),
+            (Ok(gateway), model) => {
+                analyze(
+                    gateway,
+                    model,
+                    exec.analysis_timeout,
+                    &request,
+                    &result,
+                    sandbox.redactor(),
+                )
+                .await
+            }
+        })
     };
     if let Some(Err(e)) = &analysis {
         tracing::warn!(error = %e, code = e.code(), "exec analysis unavailable");
@@ -196,7 +204,7 @@ async fn run(state: Arc<AppState>, headers: HeaderMap, body: Body) -> Result<Res
     let validated = wire.validate(state.exec.max_timeout_ms)?;
     let kind = validated.request.kind.clone();
     if !validated.stream {
-        let outcome = execute(&state.exec, &sandbox, &state.gateway, validated, None)
+        let outcome = execute(&state.exec, &sandbox, Ok(&state.gateway), validated, None)
             .await
             .map_err(|e| sandbox_error(e, &kind))?;
         return Ok(axum::Json(response_body(&outcome)).into_response());
@@ -217,8 +225,19 @@ async fn run(state: Arc<AppState>, headers: HeaderMap, body: Body) -> Result<Res
     let (tx, rx) = mpsc::channel(64);
     let keep_alive = state.keep_alive;
     let run: Pin<Box<dyn Future<Output = Bytes> + Send>> = Box::pin(async move {
-        match execute(&state.exec, &sandbox, &state.gateway, validated, Some(tx)).await {
-            Ok(outcome) => sse_frame("result", &response_body(&outcome)),
+        match execute(
+            &state.exec,
+            &sandbox,
+            Ok(&state.gateway),
+            validated,
+            Some(tx),
+        )
+        .await
+        {
+            Ok(outcome) => match serde_json::to_value(response_body(&outcome)) {
+                Ok(body) => sse_frame("result", &body),
+                Err(e) => sse_frame("error", &json!({ "error": { "message": e.to_string() } })),
+            },
             Err(e) => {
                 let err = sandbox_error(e, &kind);
                 sse_frame("error", &error_json(&err))

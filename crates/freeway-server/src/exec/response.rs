@@ -1,9 +1,33 @@
 //! The `POST /v1/exec` response body.
 
-use freeway_sandbox::{Diagnosis, LimitHit, ModelAnalysis};
+use freeway_sandbox::{Category, Diagnosis, LimitHit, ModelAnalysis};
 use serde::Serialize;
 
 use super::Outcome;
+
+/// `{category, evidence, suggestions, confidence}`.
+#[derive(Serialize)]
+struct WireDiagnosis<'a> {
+    category: Category,
+    evidence: &'a [String],
+    suggestions: &'a [String],
+    confidence: f64,
+}
+
+/// `{summary, category, root_cause, confidence, suggested_commands}`.
+#[derive(Serialize)]
+struct WireAnalysis<'a> {
+    summary: &'a str,
+    category: &'a str,
+    root_cause: &'a str,
+    confidence: f64,
+    suggested_commands: &'a [String],
+}
+
+/// A confidence as a short decimal (0.9, not 0.8999999761581421).
+fn confidence(c: f32) -> f64 {
+    (f64::from(c) * 1000.0).round() / 1000.0
+}
 
 #[derive(Serialize)]
 struct WireAnalysisError<'a> {
@@ -28,10 +52,10 @@ struct WireExecResponse<'a> {
     max_rss_kb: u64,
     cpu_ms: u64,
     /// `{category, evidence, suggestions, confidence}`; null on success.
-    diagnosis: Option<&'a Diagnosis>,
+    diagnosis: Option<WireDiagnosis<'a>>,
     /// `{summary, category, root_cause, confidence, suggested_commands}`; null when not wanted
     /// or not available.
-    analysis: Option<&'a ModelAnalysis>,
+    analysis: Option<WireAnalysis<'a>>,
     /// Why `analysis` is null although it was wanted; null otherwise.
     analysis_error: Option<WireAnalysisError<'a>>,
     /// The `provider/model` that wrote `analysis`.
@@ -44,16 +68,17 @@ struct WireExecResponse<'a> {
     limit_hit: Option<&'static str>,
 }
 
-/// The response body of one run.
-pub fn response_body(outcome: &Outcome) -> serde_json::Value {
+/// The response body of one run, fields in the contract's order.
+pub fn response_body(outcome: &Outcome) -> impl Serialize + '_ {
     let r = &outcome.result;
     let (analysis, analysis_error, analysis_model) = match &outcome.analysis {
         None => (None, None, None),
-        Some(Ok(a)) => (Some(&a.analysis), None, Some(a.model.as_str())),
+        Some(Ok(a)) => (Some(analysis(&a.analysis)), None, Some(a.model.as_str())),
         Some(Err(e)) => {
             let model = match e {
                 super::AnalysisError::NoModel => None,
                 super::AnalysisError::Model { model, .. }
+                | super::AnalysisError::Unavailable { model, .. }
                 | super::AnalysisError::Timeout { model, .. }
                 | super::AnalysisError::InvalidAnswer { model, .. } => Some(model.as_str()),
             };
@@ -68,7 +93,7 @@ pub fn response_body(outcome: &Outcome) -> serde_json::Value {
             )
         }
     };
-    let wire = WireExecResponse {
+    WireExecResponse {
         exit_code: r.exit_code,
         signal: r.signal,
         stdout: &r.stdout,
@@ -78,7 +103,7 @@ pub fn response_body(outcome: &Outcome) -> serde_json::Value {
         truncated: r.truncated,
         max_rss_kb: r.max_rss_kb,
         cpu_ms: r.cpu_ms,
-        diagnosis: r.diagnosis.as_ref(),
+        diagnosis: r.diagnosis.as_ref().map(diagnosis),
         analysis,
         analysis_error,
         analysis_model,
@@ -90,6 +115,24 @@ pub fn response_body(outcome: &Outcome) -> serde_json::Value {
             LimitHit::FileSize => "file_size",
             LimitHit::Processes => "processes",
         }),
-    };
-    serde_json::to_value(&wire).unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }))
+    }
+}
+
+fn diagnosis(d: &Diagnosis) -> WireDiagnosis<'_> {
+    WireDiagnosis {
+        category: d.category,
+        evidence: &d.evidence,
+        suggestions: &d.suggestions,
+        confidence: confidence(d.confidence),
+    }
+}
+
+fn analysis(a: &ModelAnalysis) -> WireAnalysis<'_> {
+    WireAnalysis {
+        summary: &a.summary,
+        category: &a.category,
+        root_cause: &a.root_cause,
+        confidence: confidence(a.confidence),
+        suggested_commands: &a.suggested_commands,
+    }
 }

@@ -1,0 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+//! The `freeway` binary as users run it.
+
+mod exec;

@@ -253,11 +253,11 @@ async fn random_and_mutated_bodies_get_answers_not_panics() {
                     String::from_utf8_lossy(&response)
                 )
             });
-            let message = if anthropic {
-                &error["error"]["message"]
-            } else {
-                &error["error"]["message"]
-            };
+            // Both envelopes carry `error.message`; Anthropic's also says `"type": "error"`.
+            if anthropic {
+                assert_eq!(error["type"], "error", "case {i}: {error}");
+            }
+            let message = &error["error"]["message"];
             assert!(
                 message.as_str().is_some_and(|m| !m.is_empty()),
                 "case {i}: {error}"

@@ -174,8 +174,7 @@ strategy = "weighted"
 
 #[test]
 fn environment_overrides_the_file_and_flags_override_both() {
-    let text =
-        "[server]\nlisten = \"127.0.0.1:1000\"\n[[providers]]\nname = \"groq\"\npreset = \"groq\"\napi_key = \"k\"\n";
+    let text = "[server]\nlisten = \"127.0.0.1:1000\"\n[[providers]]\nname = \"groq\"\npreset = \"groq\"\napi_key = \"k\"\n";
     let c = ok(
         text,
         &[

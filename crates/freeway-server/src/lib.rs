@@ -46,6 +46,16 @@ impl AppState {
     }
 }
 
+/// The OpenAPI 3.1 description of this API, kept beside the code (`openapi.json`).
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+}
+
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(openai::chat_completions))
@@ -54,6 +64,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/models/{*model}", get(openai::get_model))
         .route("/v1/messages", post(anthropic::messages))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/openapi.json", get(openapi))
         .route(
             "/readyz",
             get(|| async { axum::Json(serde_json::json!({ "status": "ready" })) }),

@@ -2,4 +2,5 @@
 //! The server's integration tests: one binary, one module per concern.
 
 mod fuzz;
+mod openapi;
 mod streaming;

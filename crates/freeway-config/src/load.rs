@@ -503,9 +503,16 @@ impl Cx<'_> {
                     return None;
                 }
             },
-            // A provider named after a known vendor gets its preset unless told otherwise.
+            // Without an explicit preset: a base URL on a vendor's host means that vendor; with
+            // no base URL, a provider named after a vendor is that vendor. A custom URL under a
+            // vendor's name (a proxy, a test server) is a plain OpenAI-compatible server.
             None if p.protocol.as_ref().is_none_or(|x| x.get_ref() == "openai") => {
-                Preset::from_name(&name)
+                match &p.base_url {
+                    Some(url) => Preset::ALL
+                        .into_iter()
+                        .find(|preset| same_origin(preset.base_url(), url.get_ref())),
+                    None => Preset::from_name(&name),
+                }
             }
             None => None,
         };
@@ -930,6 +937,16 @@ impl Cx<'_> {
 
 fn http_header(name: &'static str) -> freeway_providers::transport::HeaderName {
     freeway_providers::transport::HeaderName::from_static(name)
+}
+
+/// Whether two URLs share scheme-less host and port (`localhost` and `127.0.0.1` alike).
+fn same_origin(a: &str, b: &str) -> bool {
+    fn origin(url: &str) -> String {
+        let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        let host = rest.split('/').next().unwrap_or(rest).to_ascii_lowercase();
+        host.replace("localhost", "127.0.0.1")
+    }
+    origin(a) == origin(b)
 }
 
 fn env_name(name: &str) -> String {

@@ -174,8 +174,7 @@ strategy = "weighted"
 
 #[test]
 fn environment_overrides_the_file_and_flags_override_both() {
-    let text =
-        "[server]\nlisten = \"127.0.0.1:1000\"\n[[providers]]\nname = \"groq\"\napi_key = \"k\"\n";
+    let text = "[server]\nlisten = \"127.0.0.1:1000\"\n[[providers]]\nname = \"groq\"\npreset = \"groq\"\napi_key = \"k\"\n";
     let c = ok(
         text,
         &[
@@ -259,6 +258,38 @@ fn optional_and_escaped_references() {
     assert_eq!(
         settings.headers,
         [("x".to_string(), "${literal}".to_string())]
+    );
+}
+
+#[test]
+fn presets_follow_the_base_url_host_not_just_the_name() {
+    let preset_of = |text: &str| {
+        let c = ok(text, &[("OPENAI_API_KEY", "sk")]);
+        match &c.providers[0].kind {
+            ProviderKind::OpenAi { preset, .. } => preset.map(|p| p.name()),
+            _ => panic!(),
+        }
+    };
+    // The contract's example: OpenAI's own host.
+    assert_eq!(
+        preset_of(
+            "[[providers]]\nname = \"openai\"\nprotocol = \"openai\"\nbase_url = \"https://api.openai.com/v1\"\napi_key = \"k\"\n"
+        ),
+        Some("openai")
+    );
+    // Named after a vendor but pointing elsewhere: a generic compatible server.
+    assert_eq!(
+        preset_of(
+            "[[providers]]\nname = \"openai\"\nprotocol = \"openai\"\nbase_url = \"http://127.0.0.1:9999/v1\"\n"
+        ),
+        None
+    );
+    // Any name on Ollama's port is Ollama.
+    assert_eq!(
+        preset_of(
+            "[[providers]]\nname = \"mine\"\nprotocol = \"openai\"\nbase_url = \"http://localhost:11434/v1\"\n"
+        ),
+        Some("ollama")
     );
 }
 

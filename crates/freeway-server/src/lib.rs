@@ -52,6 +52,16 @@ impl AppState {
     }
 }
 
+/// The OpenAPI 3.1 description of this API, kept beside the code (`openapi.json`).
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+}
+
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(openai::chat_completions))
@@ -62,6 +72,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/exec", post(exec::exec))
         .route("/v1/exec/languages", get(exec::languages))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/openapi.json", get(openapi))
         .route(
             "/readyz",
             get(|| async { axum::Json(serde_json::json!({ "status": "ready" })) }),

@@ -30,7 +30,11 @@ impl AnthropicProvider {
     /// `settings.base_url` is the host root (`https://api.anthropic.com`); `/v1/messages` is
     /// appended. Auth goes in `x-api-key`.
     pub fn new(settings: &HttpSettings, default_max_tokens: u32) -> Result<Self, ProviderError> {
-        let http = HttpClient::new(settings)?;
+        // `…/v1` is a common slip (it is right for OpenAI); the API root is meant.
+        let mut settings = settings.clone();
+        let root = settings.base_url.trim_end_matches('/');
+        settings.base_url = root.strip_suffix("/v1").unwrap_or(root).to_owned();
+        let http = HttpClient::new(&settings)?;
         Ok(Self {
             messages_url: http.url("/v1/messages"),
             http,

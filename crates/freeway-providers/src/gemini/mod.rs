@@ -21,8 +21,16 @@ impl GeminiProvider {
     /// `settings.base_url` is the host root (`https://generativelanguage.googleapis.com`); the
     /// key goes in `x-goog-api-key`.
     pub fn new(settings: &HttpSettings) -> Result<Self, ProviderError> {
+        // Accept the API version in the URL too: the paths add it themselves.
+        let mut settings = settings.clone();
+        let root = settings.base_url.trim_end_matches('/');
+        settings.base_url = root
+            .strip_suffix("/v1beta")
+            .or_else(|| root.strip_suffix("/v1"))
+            .unwrap_or(root)
+            .to_owned();
         Ok(Self {
-            http: HttpClient::new(settings)?,
+            http: HttpClient::new(&settings)?,
         })
     }
 

@@ -252,6 +252,17 @@ mod openai {
 
 mod anthropic {
     use super::*;
+    use crate::support::test_timeouts;
+
+    #[tokio::test]
+    async fn a_base_url_ending_in_v1_still_reaches_v1_messages() {
+        let mock = MockUpstream::start(Protocol::Anthropic).await.unwrap();
+        mock.push(json_reply(Protocol::Anthropic, "message.json"));
+        let provider =
+            support::Anthropic::provider_with(format!("{}/v1/", mock.base_url()), test_timeouts());
+        provider.complete(&request("Hi")).await.unwrap();
+        assert_eq!(mock.last_request().unwrap().path, "/v1/messages");
+    }
 
     #[tokio::test]
     async fn recorded_message_counts_cache_tokens_in_input() {

@@ -26,7 +26,23 @@ pub struct LocalConfig {
     pub max_queue: usize,
     /// `max_tokens` when a request gives none; `None` means up to the context window.
     pub default_max_tokens: Option<u32>,
+    /// What `tool_choice: auto` (the default when a request has tools) means for this model.
+    pub auto_tool_choice: AutoToolChoice,
     pub sampling: SamplingDefaults,
+}
+
+/// How a request with tools and `tool_choice` `auto` is served.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AutoToolChoice {
+    /// The model decides whether to call a tool (calls are parsed from whatever it writes).
+    /// Right for capable models; a 135M model rarely decides to call.
+    #[default]
+    Model,
+    /// When the conversation ends with a user message, a tool call is forced (as with
+    /// `required`); after tool results the model answers freely. Makes agent loops work with
+    /// very small models, at the price of never answering a user turn without a call.
+    RequiredAfterUser,
 }
 
 /// Sampling parameters used when a request does not set them. `min_p` and the repetition
@@ -75,6 +91,7 @@ impl Default for LocalConfig {
             batch_size: 512,
             max_queue: 64,
             default_max_tokens: None,
+            auto_tool_choice: AutoToolChoice::default(),
             sampling: SamplingDefaults::default(),
         }
     }

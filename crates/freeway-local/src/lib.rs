@@ -54,7 +54,7 @@ pub mod template;
 mod tools;
 mod utf8;
 
-pub use config::{LocalConfig, SamplingDefaults};
+pub use config::{AutoToolChoice, LocalConfig, SamplingDefaults};
 pub use engine::EngineStats;
 pub use error::LocalError;
 pub use models::{

@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, mpsc};
 
 use freeway_types::{
-    ChatRequest, ChatStream, ModelInfo, Provider, ProviderError, ResponseFormat, ToolChoice,
-    ToolDefinition,
+    ChatRequest, ChatStream, Message, ModelInfo, Provider, ProviderError, ResponseFormat,
+    ToolChoice, ToolDefinition,
 };
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::engine::{self, ContextSettings, EngineStats, Job, Sampling, Stats};
 use crate::template::{CHATML_TEMPLATE, ChatTemplate};
 use crate::tools::{CLOSE_TAG, OPEN_TAG, call_schema};
-use crate::{LocalConfig, LocalError};
+use crate::{AutoToolChoice, LocalConfig, LocalError};
 
 /// Progress of loading the weights, from 0.0 to 1.0.
 pub type LoadProgress = Box<dyn FnMut(f32) + Send>;
@@ -205,7 +205,14 @@ impl Inner {
                 ),
             });
         }
-        let choice = request.tool_choice.clone().unwrap_or(ToolChoice::Auto);
+        let mut choice = request.tool_choice.clone().unwrap_or(ToolChoice::Auto);
+        if choice == ToolChoice::Auto
+            && !request.tools.is_empty()
+            && self.config.auto_tool_choice == AutoToolChoice::RequiredAfterUser
+            && matches!(request.messages.last(), Some(Message::User { .. }))
+        {
+            choice = ToolChoice::Required;
+        }
         let tools: &[ToolDefinition] = match choice {
             ToolChoice::None => &[],
             ToolChoice::Auto | ToolChoice::Required | ToolChoice::Tool { .. } => &request.tools,

@@ -123,3 +123,36 @@ async fn tools_reach_a_template_that_ignores_them_through_the_system_prompt() {
     let prompt = shared().render_prompt(&req).unwrap();
     assert!(!prompt.contains("get_weather"));
 }
+
+#[tokio::test]
+async fn auto_tool_choice_can_be_configured_to_call_after_a_user_turn() {
+    let p = freeway_local::LocalProvider::load(freeway_local::LocalConfig {
+        auto_tool_choice: freeway_local::AutoToolChoice::RequiredAfterUser,
+        ..config()
+    })
+    .unwrap();
+    let mut messages = vec![Message::user("What is the weather like in Paris?")];
+    let mut req = greedy(messages.clone(), 60);
+    req.tools = vec![weather_tool()];
+    let r = complete(&p, &req).await;
+    assert_eq!(r.finish_reason, FinishReason::ToolCalls, "{r:?}");
+    let call = r.tool_calls[0].clone();
+    assert_eq!(call.name, "get_weather");
+    // With the result in, the model answers in text.
+    messages.push(Message::Assistant {
+        content: vec![],
+        tool_calls: vec![call.clone()],
+    });
+    messages.push(Message::Tool {
+        tool_call_id: call.id,
+        content: vec![freeway_types::ContentPart::text(
+            "Sunny, 24 degrees Celsius.",
+        )],
+        is_error: false,
+    });
+    let mut req = greedy(messages, 40);
+    req.tools = vec![weather_tool()];
+    let r = complete(&p, &req).await;
+    assert!(r.tool_calls.is_empty(), "{r:?}");
+    assert!(!r.text().is_empty());
+}

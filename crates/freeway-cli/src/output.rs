@@ -19,6 +19,10 @@ pub fn color(stderr: bool) -> bool {
     }
 }
 
+pub fn is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}
+
 pub fn line(text: &str) {
     println!("{text}");
 }

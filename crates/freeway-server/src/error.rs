@@ -39,8 +39,9 @@ pub struct ApiError {
     /// A short machine-readable code (`model_not_found`, `upstream_auth`…).
     pub code: Option<&'static str>,
     pub retry_after: Option<Duration>,
-    /// Extra members of the error object (e.g. the exec policy `rule` and `reason`).
-    pub details: serde_json::Map<String, serde_json::Value>,
+    /// Extra members of the error object (e.g. the exec policy `rule` and `reason`); boxed,
+    /// because errors travel in every `Result` of the request path and most have none.
+    pub details: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl ApiError {
@@ -52,7 +53,7 @@ impl ApiError {
             param: None,
             code: None,
             retry_after: None,
-            details: serde_json::Map::new(),
+            details: None,
         }
     }
 
@@ -77,7 +78,9 @@ impl ApiError {
 
     /// Adds a member to the error object.
     pub fn with_detail(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
-        self.details.insert(key.to_owned(), value.into());
+        self.details
+            .get_or_insert_with(Default::default)
+            .insert(key.to_owned(), value.into());
         self
     }
 
@@ -120,7 +123,7 @@ impl ApiError {
         error.insert("type".into(), kind.into());
         error.insert("param".into(), self.param.clone().into());
         error.insert("code".into(), self.code.into());
-        for (k, v) in &self.details {
+        for (k, v) in self.details.iter().flat_map(|d| d.iter()) {
             error.entry(k.clone()).or_insert_with(|| v.clone());
         }
         self.respond(json!({ "error": error }))
@@ -191,7 +194,7 @@ impl From<ProviderError> for ApiError {
             param: None,
             code: Some(code),
             retry_after: e.retry_after(),
-            details: serde_json::Map::new(),
+            details: None,
         }
     }
 }

@@ -316,7 +316,7 @@ fn error_json(err: &ApiError) -> serde_json::Value {
     error.insert("message".into(), err.message.clone().into());
     error.insert("param".into(), err.param.clone().into());
     error.insert("code".into(), err.code.into());
-    for (k, v) in &err.details {
+    for (k, v) in err.details.iter().flat_map(|d| d.iter()) {
         error.entry(k.clone()).or_insert_with(|| v.clone());
     }
     json!({ "error": error })

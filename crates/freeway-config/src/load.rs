@@ -582,7 +582,10 @@ impl Cx<'_> {
                 .model_path
                 .as_ref()
                 .and_then(|m| self.resolve(m, &key("model_path")))
-                .map(PathBuf::from);
+                .map(|path| match (path.strip_prefix("~/"), self.var("HOME")) {
+                    (Some(rest), Some(home)) => Path::new(&home).join(rest),
+                    _ => PathBuf::from(path),
+                });
             let model = match (&p.model, &model_path) {
                 (Some(m), _) => m.get_ref().clone(),
                 (None, Some(path)) => path.file_stem().map_or_else(

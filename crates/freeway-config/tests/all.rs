@@ -517,3 +517,22 @@ action = "deny"
         );
     }
 }
+
+#[test]
+fn a_local_model_path_may_start_at_home() {
+    let c = ok(
+        "[[providers]]\nname = \"local\"\nprotocol = \"local\"\nmodel_path = \"~/models/Qwen2.5-0.5B.gguf\"\n",
+        &[("HOME", "/home/u")],
+    );
+    let ProviderKind::Local {
+        model_path, model, ..
+    } = &c.providers[0].kind
+    else {
+        panic!()
+    };
+    assert_eq!(
+        model_path.as_deref(),
+        Some(std::path::Path::new("/home/u/models/Qwen2.5-0.5B.gguf"))
+    );
+    assert_eq!(model, "qwen2.5-0.5b");
+}

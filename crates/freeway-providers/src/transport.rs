@@ -197,6 +197,17 @@ impl HttpClient {
         response.bytes().await.map_err(|e| self.transport_error(&e))
     }
 
+    /// Reads a whole successful body as the JSON of `T`; `what` names it in the error when the
+    /// provider's answer does not have that shape.
+    pub async fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        response: reqwest::Response,
+        what: &str,
+    ) -> Result<T, ProviderError> {
+        let bytes = self.read_body(response).await?;
+        serde_json::from_slice(&bytes).map_err(|e| self.invalid(format!("{what}: {e}")))
+    }
+
     /// The events of a streamed response body. The first event must arrive within the
     /// first-byte timeout (servers send headers at once, then think); later silences are bounded
     /// by the read timeout.

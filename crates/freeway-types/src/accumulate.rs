@@ -56,11 +56,7 @@ impl StreamAccumulator {
     /// stopped naturally (or to be waiting on its tool calls, if it made any).
     pub fn finish(self, id: String, model: String) -> ChatResponse {
         let (finish_reason, stop_sequence) = self.finish.unwrap_or_else(|| {
-            let reason = if self.tool_calls.is_empty() {
-                FinishReason::Stop
-            } else {
-                FinishReason::ToolCalls
-            };
+            let reason = FinishReason::given_tool_calls(None, !self.tool_calls.is_empty());
             (reason, None)
         });
         let content = if self.text.is_empty() {

@@ -228,6 +228,19 @@ pub enum FinishReason {
     ContentFilter,
 }
 
+impl FinishReason {
+    /// The reason to report for an answer that did (or did not) call tools: many servers say
+    /// "stop" (or nothing) after tool calls, but clients act on the calls only when told
+    /// `ToolCalls`.
+    pub fn given_tool_calls(reason: Option<FinishReason>, called_tools: bool) -> FinishReason {
+        match reason {
+            Some(FinishReason::Stop) | None if called_tools => FinishReason::ToolCalls,
+            Some(r) => r,
+            None => FinishReason::Stop,
+        }
+    }
+}
+
 /// Token counts of one request.
 ///
 /// `input_tokens` counts every prompt token, cached or not (OpenAI's convention);

@@ -82,9 +82,7 @@ impl Provider for AnthropicProvider {
             .http
             .post_json(&self.messages_url, &self.headers, body, response::classify)
             .await?;
-        let bytes = self.http.read_body(response).await?;
-        let wire: WireResponse = serde_json::from_slice(&bytes)
-            .map_err(|e| self.http.invalid(format!("message: {e}")))?;
+        let wire: WireResponse = self.http.read_json(response, "message").await?;
         Ok(wire.into())
     }
 
@@ -94,9 +92,7 @@ impl Provider for AnthropicProvider {
             .http
             .get(&url, &self.headers, response::classify)
             .await?;
-        let bytes = self.http.read_body(response).await?;
-        let list: WireModelList = serde_json::from_slice(&bytes)
-            .map_err(|e| self.http.invalid(format!("model list: {e}")))?;
+        let list: WireModelList = self.http.read_json(response, "model list").await?;
         Ok(list.into())
     }
 }

@@ -74,9 +74,7 @@ impl Provider for GeminiProvider {
             .http
             .post_json(&url, &[], body, response::classify)
             .await?;
-        let bytes = self.http.read_body(response).await?;
-        let wire: WireResponse = serde_json::from_slice(&bytes)
-            .map_err(|e| self.http.invalid(format!("generateContent: {e}")))?;
+        let wire: WireResponse = self.http.read_json(response, "generateContent").await?;
         let id = wire.response_id.clone().unwrap_or_default();
         let model = wire
             .model_version
@@ -101,9 +99,7 @@ impl Provider for GeminiProvider {
                 response::classify,
             )
             .await?;
-        let bytes = self.http.read_body(response).await?;
-        let list: WireModelList = serde_json::from_slice(&bytes)
-            .map_err(|e| self.http.invalid(format!("model list: {e}")))?;
+        let list: WireModelList = self.http.read_json(response, "model list").await?;
         Ok(list.into())
     }
 
@@ -114,9 +110,7 @@ impl Provider for GeminiProvider {
             .http
             .post_json(&url, &[], body, response::classify)
             .await?;
-        let bytes = self.http.read_body(response).await?;
-        let wire: WireEmbeddings = serde_json::from_slice(&bytes)
-            .map_err(|e| self.http.invalid(format!("batchEmbedContents: {e}")))?;
+        let wire: WireEmbeddings = self.http.read_json(response, "batchEmbedContents").await?;
         Ok(wire.into_response(&request.model))
     }
 }

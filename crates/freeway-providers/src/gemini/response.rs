@@ -168,12 +168,8 @@ impl ChunkTranslator {
         if let Some(usage) = self.usage.take() {
             out.push(StreamEvent::Usage { usage });
         }
-        let reason = match self.finish.take() {
-            // Gemini says STOP after function calls; clients need to know to run them.
-            Some(FinishReason::Stop) | None if self.tool_calls > 0 => FinishReason::ToolCalls,
-            Some(r) => r,
-            None => FinishReason::Stop,
-        };
+        // Gemini says STOP after function calls.
+        let reason = FinishReason::given_tool_calls(self.finish.take(), self.tool_calls > 0);
         out.push(StreamEvent::Finish {
             reason,
             stop_sequence: None,

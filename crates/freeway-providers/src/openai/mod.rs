@@ -100,9 +100,7 @@ impl Provider for OpenAiProvider {
             .http
             .post_json(&self.chat_url, &[], body, response::classify)
             .await?;
-        let bytes = self.http.read_body(response).await?;
-        let wire: WireResponse = serde_json::from_slice(&bytes)
-            .map_err(|e| self.http.invalid(format!("chat completion: {e}")))?;
+        let wire: WireResponse = self.http.read_json(response, "chat completion").await?;
         wire.into_response().map_err(|e| self.http.invalid(e))
     }
 
@@ -111,9 +109,7 @@ impl Provider for OpenAiProvider {
             .http
             .get(&self.http.url("/models"), &[], response::classify)
             .await?;
-        let bytes = self.http.read_body(response).await?;
-        let list: WireModelList = serde_json::from_slice(&bytes)
-            .map_err(|e| self.http.invalid(format!("model list: {e}")))?;
+        let list: WireModelList = self.http.read_json(response, "model list").await?;
         Ok(list.into())
     }
 
@@ -127,9 +123,7 @@ impl Provider for OpenAiProvider {
             .http
             .post_json(&self.http.url("/embeddings"), &[], body, response::classify)
             .await?;
-        let bytes = self.http.read_body(response).await?;
-        let wire: WireEmbeddingResponse = serde_json::from_slice(&bytes)
-            .map_err(|e| self.http.invalid(format!("embeddings: {e}")))?;
+        let wire: WireEmbeddingResponse = self.http.read_json(response, "embeddings").await?;
         Ok(wire.into())
     }
 }

@@ -261,12 +261,7 @@ impl ChunkDecoder {
 
     /// The closing `Finish`, once the stream has ended.
     pub(super) fn finish(&mut self) -> StreamEvent {
-        let reason = match self.finish.take() {
-            // Some servers say "stop" after tool calls; clients need "tool_calls" to act.
-            Some(FinishReason::Stop) | None if self.saw_tool_calls => FinishReason::ToolCalls,
-            Some(r) => r,
-            None => FinishReason::Stop,
-        };
+        let reason = FinishReason::given_tool_calls(self.finish.take(), self.saw_tool_calls);
         StreamEvent::Finish {
             reason,
             stop_sequence: None,

@@ -51,10 +51,7 @@ pub fn message(id: &str, model: &str, r: &ChatResponse) -> Value {
             json!({ "type": "tool_use", "id": call.id, "name": call.name, "input": input(call) }),
         );
     }
-    let reason = match r.finish_reason {
-        FinishReason::Stop if !r.tool_calls.is_empty() => FinishReason::ToolCalls,
-        other => other,
-    };
+    let reason = FinishReason::given_tool_calls(Some(r.finish_reason), !r.tool_calls.is_empty());
     json!({
         "id": id,
         "type": "message",
@@ -261,10 +258,7 @@ impl FrameEncoder for EventEncoder {
         self.settle(&mut out);
         let (reason, stop_sequence) = self.finish.take().unwrap_or((FinishReason::Stop, None));
         // A turn that called tools must say so, or clients will not run them.
-        let reason = match reason {
-            FinishReason::Stop if self.saw_tool => FinishReason::ToolCalls,
-            other => other,
-        };
+        let reason = FinishReason::given_tool_calls(Some(reason), self.saw_tool);
         frame(
             &mut out,
             "message_delta",

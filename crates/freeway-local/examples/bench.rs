@@ -70,6 +70,7 @@ async fn main() -> Result<()> {
     let config = LocalConfig {
         threads: Some(threads.parse()?),
         context_size: 2048,
+        flash_attention: std::env::var("BENCH_FLASH_ATTN").ok().map(|v| v == "1"),
         ..LocalConfig::with_model(model)
     };
     let t = Instant::now();

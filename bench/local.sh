@@ -9,8 +9,9 @@
 #
 # The VM is noisy (OpenMP spin-waiting suffers from any other runnable process), so the two
 # engines alternate for ROUNDS rounds and the medians of all their runs are reported.
-# OMP_WAIT_POLICY is left as the environment has it (unset = GNU OpenMP's default spinning;
-# `passive` roughly halves llama.cpp's decode speed here).
+# OMP_WAIT_POLICY is left as the environment has it; it only affects llama-cpp-python (built with
+# OpenMP; `passive` roughly halves its decode speed here). freeway builds llama.cpp without
+# OpenMP and uses ggml's own thread pool. Set CARGO_TARGET_DIR to reuse another build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +27,7 @@ trap 'rm -rf "$out"' EXIT
 
 echo "building freeway-local bench (release)..." >&2
 cargo build --release -q -p freeway-local --example bench
-bench_bin="target/release/examples/bench"
+bench_bin="${CARGO_TARGET_DIR:-target}/release/examples/bench"
 
 if ! "$VENV/bin/python" -c 'import llama_cpp' 2>/dev/null; then
     echo "building $LLAMA_CPP_PYTHON into $VENV (6-9 minutes)..." >&2

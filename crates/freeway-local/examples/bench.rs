@@ -66,9 +66,11 @@ async fn main() -> Result<()> {
         anyhow::bail!("usage: bench <model.gguf> <threads> <runs> <tokens-out.json>");
     };
     let runs: usize = runs.parse()?;
+    let no_wake = std::env::var_os("BENCH_NO_WAKE").is_some();
     let config = LocalConfig {
         threads: Some(threads.parse()?),
         context_size: 2048,
+        flash_attention: std::env::var("BENCH_FLASH_ATTN").ok().map(|v| v == "1"),
         ..LocalConfig::with_model(model)
     };
     let t = Instant::now();
@@ -107,6 +109,13 @@ async fn main() -> Result<()> {
         // Decode: a short chat prompt, up to 128 tokens.
         let req = request(system(i), STORY, 128);
         let mut s = p.stream(&req).await?;
+        if no_wake {
+            // Diagnostic: drain only after generation ended, so no consumer thread wakes per token.
+            let done = p.stats().completed + 1;
+            while p.stats().completed < done {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
         while let Some(e) = s.next().await {
             e?;
         }

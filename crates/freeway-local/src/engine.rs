@@ -154,6 +154,7 @@ pub(crate) struct ContextSettings {
     pub(crate) n_ctx: u32,
     pub(crate) n_batch: u32,
     pub(crate) threads: i32,
+    pub(crate) flash_attention: Option<bool>,
 }
 
 /// Starts the inference thread and waits until its context exists.
@@ -184,7 +185,10 @@ fn run(
     ready: &mpsc::SyncSender<Result<(), LocalError>>,
 ) {
     let ctx = backend().and_then(|backend| {
+        // llama.cpp's flash-attention policy: -1 auto, 0 off, 1 on.
+        let flash = settings.flash_attention.map_or(-1, i32::from);
         let params = LlamaContextParams::default()
+            .with_flash_attention_policy(flash)
             .with_n_ctx(std::num::NonZeroU32::new(settings.n_ctx))
             .with_n_batch(settings.n_batch)
             .with_n_ubatch(settings.n_batch)

@@ -31,8 +31,9 @@
 //! `llama-cpp-sys-2` build llama.cpp with `GGML_NATIVE`. Such a binary runs only on CPUs like
 //! the build machine's. For a portable release build with an explicit baseline instead, e.g.
 //! `RUSTFLAGS="-C target-cpu=x86-64-v3"` (AVX2, FMA, F16C): the build script passes the same
-//! `-march` to llama.cpp. Cargo features used: `openmp` (llama.cpp's fast thread pool) and
-//! `llguidance` (constrained decoding); default features (`common`, Android) are off.
+//! `-march` to llama.cpp. Cargo features used: `llguidance` (constrained decoding) only. Default
+//! features are off, `openmp` included: with OpenMP, decoding on our own inference thread ran at
+//! ~30 tokens/s here, with ggml's own thread pool at ~120-150 (see `bench/RESULTS.local.md`).
 //!
 //! # Tool calls and JSON
 //!

@@ -105,6 +105,7 @@ impl LocalProvider {
             n_ctx,
             n_batch: config.batch_size.clamp(32, n_ctx),
             threads: i32::try_from(config.threads()).unwrap_or(1),
+            flash_attention: config.flash_attention,
         };
         let stats = Arc::new(Stats::default());
         let jobs = engine::spawn(

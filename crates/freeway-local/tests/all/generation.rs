@@ -20,7 +20,9 @@ async fn greedy_output_is_deterministic_and_right() {
 
 #[tokio::test]
 async fn streamed_text_equals_the_complete_text() {
-    let p = shared();
+    // Fresh engines for both: a prompt read from the KV cache can differ in the last bits of
+    // the logits, enough to flip a greedy near-tie.
+    let p = &fresh();
     let req = greedy(vec![Message::user("Write two sentences about cats.")], 40);
     let events = events(p, &req).await;
     let mut text = String::new();
@@ -32,7 +34,7 @@ async fn streamed_text_equals_the_complete_text() {
         }
     }
     assert!(deltas > 5, "streamed token by token: {deltas} deltas");
-    let full = complete(p, &req).await;
+    let full = complete(&fresh(), &req).await;
     assert_eq!(text, full.text());
     let usage = events.iter().find_map(|e| match e {
         StreamEvent::Usage { usage } => Some(*usage),
@@ -64,21 +66,23 @@ async fn stop_sequences_end_the_output_and_never_leak() {
 
 #[tokio::test]
 async fn sampling_with_a_seed_repeats_and_other_seeds_vary() {
-    let p = shared();
     let mut req = greedy(vec![Message::user("Name a color.")], 12);
     req.temperature = Some(1.2);
     req.top_p = Some(0.95);
     req.top_k = Some(50);
-    let texts: Vec<String> = {
-        let mut v = Vec::new();
-        for seed in [1, 1, 2, 3, 4] {
-            req.seed = Some(seed);
-            v.push(complete(p, &req).await.text());
-        }
-        v
-    };
-    assert_eq!(texts[0], texts[1]);
-    assert!(texts[1..].iter().any(|t| t != &texts[0]), "{texts:?}");
+    req.seed = Some(1);
+    // Fresh engines: a prompt read from the KV cache (one token evaluated instead of a batch) can
+    // differ in the last bits of the logits, which is enough to change a sampled token.
+    let a = complete(&fresh(), &req).await.text();
+    let b = complete(&fresh(), &req).await.text();
+    assert_eq!(a, b);
+    let p = fresh();
+    let mut others = Vec::new();
+    for seed in [2, 3, 4] {
+        req.seed = Some(seed);
+        others.push(complete(&p, &req).await.text());
+    }
+    assert!(others.iter().any(|t| t != &a), "{a:?} {others:?}");
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@
 //! Inference is llama.cpp through the `llama-cpp-2` crate, built from source by cargo. On this
 //! project's reference machine (2 vCPU Zen 4) it decodes SmolLM2-135M Q4_1 at ~125 tokens/s,
 //! like llama.cpp itself, where candle 0.11 reached ~0.5x (no SIMD kernel for Q4_1); see
-//! `bench/RESULTS.local.md`. The engine is an implementation detail behind `Provider`.
+//! `bench/RESULTS.md`. The engine is an implementation detail behind `Provider`.
 //!
 //! One inference thread owns the llama.cpp context; requests queue in arrival order (FIFO) and
 //! never block the async runtime. Dropping a stream stops its generation before the next token.
@@ -33,7 +33,7 @@
 //! `RUSTFLAGS="-C target-cpu=x86-64-v3"` (AVX2, FMA, F16C): the build script passes the same
 //! `-march` to llama.cpp. Cargo features used: `llguidance` (constrained decoding) only. Default
 //! features are off, `openmp` included: with OpenMP, decoding on our own inference thread ran at
-//! ~30 tokens/s here, with ggml's own thread pool at ~120-150 (see `bench/RESULTS.local.md`).
+//! ~30 tokens/s here, with ggml's own thread pool at ~120-150 (see `bench/RESULTS.md`).
 //!
 //! # Tool calls and JSON
 //!

@@ -253,6 +253,15 @@ impl HttpClient {
         transport_error(&self.provider, e)
     }
 
+    /// A request this protocol cannot express; refused before anything is sent.
+    pub fn unsayable(&self, message: impl std::fmt::Display) -> ProviderError {
+        ProviderError::BadRequest {
+            provider: self.provider.to_string(),
+            status: 400,
+            message: message.to_string(),
+        }
+    }
+
     /// An answer that does not follow the protocol.
     pub fn invalid(&self, message: impl std::fmt::Display) -> ProviderError {
         ProviderError::InvalidResponse {

@@ -47,13 +47,8 @@ impl AnthropicProvider {
     }
 
     fn body(&self, request: &ChatRequest, stream: bool) -> Result<Vec<u8>, ProviderError> {
-        request::body(request, stream, self.default_max_tokens).map_err(|e| {
-            ProviderError::BadRequest {
-                provider: self.http.provider().to_owned(),
-                status: 400,
-                message: e.0,
-            }
-        })
+        request::body(request, stream, self.default_max_tokens)
+            .map_err(|e| self.http.unsayable(e.0))
     }
 }
 

@@ -39,11 +39,7 @@ impl GeminiProvider {
     }
 
     fn unsayable(&self, e: request::Unsayable) -> ProviderError {
-        ProviderError::BadRequest {
-            provider: self.http.provider().to_owned(),
-            status: 400,
-            message: e.0,
-        }
+        self.http.unsayable(e.0)
     }
 }
 

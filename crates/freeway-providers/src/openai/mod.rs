@@ -66,10 +66,9 @@ impl OpenAiProvider {
     }
 
     fn body(&self, request: &ChatRequest, stream: bool) -> Result<Vec<u8>, ProviderError> {
-        request::chat_body(request, stream, &self.quirks).map_err(|e| ProviderError::BadRequest {
-            provider: self.http.provider().to_owned(),
-            status: 400,
-            message: format!("the request could not be encoded: {e}"),
+        request::chat_body(request, stream, &self.quirks).map_err(|e| {
+            self.http
+                .unsayable(format!("the request could not be encoded: {e}"))
         })
     }
 }
@@ -114,10 +113,9 @@ impl Provider for OpenAiProvider {
     }
 
     async fn embed(&self, request: &EmbeddingRequest) -> Result<EmbeddingResponse, ProviderError> {
-        let body = request::embedding_body(request).map_err(|e| ProviderError::BadRequest {
-            provider: self.http.provider().to_owned(),
-            status: 400,
-            message: format!("the request could not be encoded: {e}"),
+        let body = request::embedding_body(request).map_err(|e| {
+            self.http
+                .unsayable(format!("the request could not be encoded: {e}"))
         })?;
         let response = self
             .http

@@ -28,6 +28,11 @@ cat >"$tmp/freeway.toml" <<TOML
 [server]
 master_key = "bench-key"
 
+# The request is deterministic (temperature 0): without this, every request after the first
+# would be a cache hit and the upstream would not be measured (bench/routing.sh measures hits).
+[cache]
+url = "off"
+
 [[providers]]
 name = "up"
 protocol = "openai"

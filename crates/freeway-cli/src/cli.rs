@@ -22,6 +22,7 @@ configuration it serves the embedded local model on 127.0.0.1:4000.",
   freeway config check --config freeway.toml  # explain every problem in a file, with lines
   freeway models --json                       # what clients can ask for
   freeway models pull default                 # fetch the embedded model
+  freeway routes                              # live circuit state of a running server
   freeway exec -- python3 -c 'import nope'    # run sandboxed, diagnose the failure
   freeway doctor                              # what isolation this machine offers
 
@@ -63,6 +64,8 @@ Then, for instance:
     Serve(ServeArgs),
     /// List the model ids the server answers to; pull and list local GGUF models.
     Models(ModelsArgs),
+    /// Show routes, every target's circuit breaker, load and latency, and the cache.
+    Routes(RoutesArgs),
     /// Inspect configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -122,6 +125,27 @@ pub struct PullArgs {
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// Print JSON (one object with a `models` array) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  freeway routes                               # the server at the configured listen address
+  freeway routes --url http://10.0.0.5:4000 --key \"$FREEWAY_MASTER_KEY\"
+  freeway routes --json | jq '.targets[] | select(.circuit != \"closed\")'
+
+Without a running server, the configured routes are shown without their live state.")]
+pub struct RoutesArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The server to ask (default: http://<server.listen> of the configuration).
+    #[arg(long, env = "FREEWAY_URL", value_name = "URL")]
+    pub url: Option<String>,
+    /// The master key the server wants (default: server.master_key of the configuration).
+    #[arg(long, value_name = "KEY", hide_env_values = true)]
+    pub key: Option<String>,
+    /// Print the `/admin/routes` document as JSON, with `"live": false` when no server answered.
     #[arg(long)]
     pub json: bool,
 }

@@ -21,6 +21,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Some(ModelsAction::List(list)) => crate::local::list(list),
             None => models(args).await,
         },
+        Command::Routes(args) => crate::routes::run(args).await,
         Command::Config(ConfigCommand::Check(args)) => check(args),
         Command::Exec(args) => crate::exec::run(args).await,
         Command::Doctor(args) => crate::doctor::run(args),

@@ -6,6 +6,7 @@ mod doctor;
 mod exec;
 mod local;
 mod output;
+mod routes;
 
 use std::process::ExitCode;
 

@@ -16,7 +16,8 @@ mod runtime;
 pub use error::{ConfigError, ConfigErrors};
 pub use load::{Source, load, load_str};
 pub use runtime::{
-    AgentConfig, Approval, Config, DEFAULT_LISTEN, LOCAL_MODEL, LOCAL_PROVIDER, ProviderConfig,
-    ProviderKind, RouteConfig, SandboxLevel, SandboxSettings, ServerConfig, Strategy,
-    TelemetryConfig,
+    AgentConfig, Approval, BreakerSettings, CLASSIFIER_FEATURES, CacheSettings, ClassifierConfig,
+    Config, DEFAULT_LISTEN, LOCAL_MODEL, LOCAL_PROVIDER, ProviderConfig, ProviderKind, RouteConfig,
+    RoutingSettings, SandboxLevel, SandboxSettings, ServerConfig, Strategy, TelemetryConfig,
+    TierConfig,
 };

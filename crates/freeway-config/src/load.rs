@@ -10,15 +10,13 @@ use freeway_providers::openai::{Preset, Quirks};
 use freeway_providers::{Auth, HttpSettings, Secret, Timeouts};
 
 use crate::error::{ConfigError, ConfigErrors, line_col, suggest};
-use crate::raw::{RawAgent, RawConfig, RawProvider, RawRoute, S};
+use crate::raw::{RawAgent, RawConfig, RawProvider, S};
 use crate::runtime::*;
 
+mod routes;
 mod sandbox;
 
 const PROTOCOLS: [&str; 4] = ["openai", "anthropic", "gemini", "local"];
-const STRATEGIES: [&str; 2] = ["fallback", "round_robin"];
-/// Strategies of the contract that are not implemented yet: named so the error can say so.
-const PLANNED_STRATEGIES: [&str; 4] = ["weighted", "least_latency", "least_busy", "auto"];
 const DEFAULT_MAX_BODY: u64 = 32 * 1024 * 1024;
 
 /// Where the configuration comes from, and what overrides it.
@@ -287,21 +285,8 @@ impl Cx<'_> {
                 format!("`{storage_url}` is neither sqlite://PATH nor postgres://…"),
             );
         }
-        let cache_url = match &raw.cache.url {
-            Some(url) => self.resolve(url, "cache.url").unwrap_or_default(),
-            None => "memory".to_owned(),
-        };
-        if !(cache_url == "memory"
-            || cache_url.starts_with("redis://")
-            || cache_url.starts_with("rediss://"))
-        {
-            let span = raw.cache.url.as_ref().map_or(0..0, |u| u.span());
-            self.error(
-                span,
-                "cache.url",
-                format!("`{cache_url}` is neither `memory` nor redis://…"),
-            );
-        }
+        let cache = self.cache(&raw.cache);
+        let routing = self.routing(&raw.routing);
 
         let mut providers = Vec::new();
         let mut names = HashSet::new();
@@ -322,6 +307,7 @@ impl Cx<'_> {
                 },
                 models: vec![LOCAL_MODEL.to_owned()],
                 discover_models: false,
+                total_timeout: None,
             });
         }
         let provider_names: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
@@ -397,7 +383,8 @@ impl Cx<'_> {
             file: source.file.clone(),
             server,
             storage_url,
-            cache_url,
+            cache,
+            routing,
             default_model,
             providers,
             routes,
@@ -594,10 +581,12 @@ impl Cx<'_> {
                 ),
                 (None, None) => LOCAL_MODEL.to_owned(),
             };
+            let total_timeout = self.total_timeout(p, &key("total_timeout_secs"));
             return Some(ProviderConfig {
                 name,
                 models: vec![model.clone()],
                 discover_models: false,
+                total_timeout,
                 kind: ProviderKind::Local {
                     model_path,
                     model,
@@ -731,12 +720,20 @@ impl Cx<'_> {
                 preset,
             },
         };
+        let total_timeout = self.total_timeout(p, &key("total_timeout_secs"));
         Some(ProviderConfig {
             name,
             kind,
             models,
             discover_models,
+            total_timeout,
         })
+    }
+
+    fn total_timeout(&mut self, p: &RawProvider, key: &str) -> Option<Duration> {
+        p.total_timeout_secs
+            .as_ref()
+            .map(|v| self.seconds(Some(v), key, 600.0))
     }
 
     /// Checks that `value` names a route or `provider/model` of a known provider.
@@ -772,93 +769,6 @@ impl Cx<'_> {
             ),
         }
         false
-    }
-
-    fn route(
-        &mut self,
-        r: &RawRoute,
-        providers: &[&str],
-        names: &mut HashSet<String>,
-    ) -> Option<RouteConfig> {
-        let name = r.name.get_ref().clone();
-        let key = |field: &str| format!("routes.{name}.{field}");
-        if name.is_empty() || name.contains('/') {
-            self.error(
-                r.name.span(),
-                "routes.name",
-                format!(
-                    "`{name}` is not a valid route name: it must be non-empty and contain no `/`"
-                ),
-            );
-            return None;
-        }
-        if providers.contains(&name.as_str()) || !names.insert(name.clone()) {
-            self.error(
-                r.name.span(),
-                key("name"),
-                format!("the name `{name}` is already taken"),
-            );
-            return None;
-        }
-        let strategy = match r.strategy.as_ref().map(|s| s.get_ref().as_str()) {
-            None | Some("fallback") => Strategy::Fallback,
-            Some("round_robin") => Strategy::RoundRobin,
-            Some(s) if PLANNED_STRATEGIES.contains(&s) => {
-                let span = r.strategy.as_ref().map_or(0..0, |s| s.span());
-                self.error(
-                    span,
-                    key("strategy"),
-                    format!(
-                        "strategy `{s}` is not implemented yet; use one of {}",
-                        STRATEGIES.join(", ")
-                    ),
-                );
-                return None;
-            }
-            Some(s) => {
-                let span = r.strategy.as_ref().map_or(0..0, |s| s.span());
-                let hint = suggest(s, STRATEGIES)
-                    .map(|h| format!(" (did you mean `{h}`?)"))
-                    .unwrap_or_default();
-                self.error(
-                    span,
-                    key("strategy"),
-                    format!(
-                        "unknown strategy `{s}`{hint}; expected one of {}",
-                        STRATEGIES.join(", ")
-                    ),
-                );
-                return None;
-            }
-        };
-        if r.targets.get_ref().is_empty() {
-            self.error(
-                r.targets.span(),
-                key("targets"),
-                "a route needs at least one target",
-            );
-            return None;
-        }
-        let mut targets = Vec::new();
-        for t in r.targets.get_ref() {
-            // Routes of routes are not supported: targets are concrete models.
-            if t.get_ref().contains('/') {
-                if self.model_ref(t, &key("targets"), providers, &HashSet::new()) {
-                    targets.push(t.get_ref().clone());
-                }
-            } else {
-                self.error(
-                    t.span(),
-                    key("targets"),
-                    format!("`{}` is not `provider/model`", t.get_ref()),
-                );
-            }
-        }
-        Some(RouteConfig {
-            name,
-            targets,
-            strategy,
-        })
     }
 
     fn agent(

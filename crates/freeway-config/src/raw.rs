@@ -19,6 +19,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub cache: RawCache,
     #[serde(default)]
+    pub routing: RawRouting,
+    #[serde(default)]
     pub providers: Vec<RawProvider>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
@@ -50,7 +52,26 @@ pub(crate) struct RawStorage {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCache {
+    /// `memory` (default), `redis://…`, or `off`.
     pub url: Option<S<String>>,
+    pub ttl_secs: Option<S<f64>>,
+    pub max_bytes: Option<S<u64>>,
+}
+
+/// `[routing]`: retry, deadline and circuit-breaker defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRouting {
+    pub retries: Option<S<u32>>,
+    pub retry_base_ms: Option<S<u64>>,
+    pub retry_max_ms: Option<S<u64>>,
+    pub deadline_secs: Option<S<f64>>,
+    pub attempt_timeout_secs: Option<S<f64>>,
+    pub breaker_failures: Option<S<u32>>,
+    pub breaker_error_rate: Option<S<f64>>,
+    pub breaker_min_requests: Option<S<u32>>,
+    pub breaker_window_secs: Option<S<f64>>,
+    pub breaker_cooldown_secs: Option<S<f64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,6 +93,8 @@ pub(crate) struct RawProvider {
     pub connect_timeout_secs: Option<S<f64>>,
     pub first_byte_timeout_secs: Option<S<f64>>,
     pub read_timeout_secs: Option<S<f64>>,
+    /// The longest one answer from this provider may take, a whole stream included.
+    pub total_timeout_secs: Option<S<f64>>,
     /// Anthropic: `max_tokens` sent when the client gives none.
     pub default_max_tokens: Option<S<u32>>,
     /// Local: the GGUF file.
@@ -88,8 +111,39 @@ pub(crate) struct RawProvider {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRoute {
     pub name: S<String>,
-    pub targets: S<Vec<S<String>>>,
+    /// Required except for `auto` routes, whose targets are in their tiers.
+    pub targets: Option<S<Vec<S<String>>>>,
     pub strategy: Option<S<String>>,
+    pub weights: Option<S<Vec<S<u32>>>>,
+    #[serde(default)]
+    pub tiers: Vec<RawTier>,
+    pub classifier: Option<RawClassifier>,
+    pub retries: Option<S<u32>>,
+    pub deadline_secs: Option<S<f64>>,
+    pub attempt_timeout_secs: Option<S<f64>>,
+    pub cache: Option<S<bool>>,
+}
+
+/// `[[routes.tiers]]` of an `auto` route, cheapest first.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTier {
+    pub name: S<String>,
+    pub targets: S<Vec<S<String>>>,
+    pub max_score: Option<S<u32>>,
+}
+
+/// `[routes.classifier]` of an `auto` route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawClassifier {
+    pub long_prompt_tokens: Option<S<u64>>,
+    pub very_long_prompt_tokens: Option<S<u64>>,
+    pub deep_conversation_messages: Option<S<u64>>,
+    pub long_output_tokens: Option<S<u32>>,
+    pub reasoning_cues: Option<S<Vec<S<String>>>>,
+    #[serde(default)]
+    pub points: BTreeMap<String, S<u32>>,
 }
 
 #[derive(Debug, Deserialize)]

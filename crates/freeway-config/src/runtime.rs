@@ -19,7 +19,9 @@ pub struct Config {
     pub file: Option<PathBuf>,
     pub server: ServerConfig,
     pub storage_url: String,
-    pub cache_url: String,
+    pub cache: CacheSettings,
+    /// Retry, deadline and circuit-breaker defaults for every request.
+    pub routing: RoutingSettings,
     /// What the model name `default` resolves to, if anything.
     pub default_model: Option<String>,
     pub providers: Vec<ProviderConfig>,
@@ -48,6 +50,9 @@ pub struct ProviderConfig {
     pub models: Vec<String>,
     /// Whether to ask the provider for its models.
     pub discover_models: bool,
+    /// The longest one answer may take, a whole stream included; `None`: no bound beyond the
+    /// request's deadline.
+    pub total_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -90,14 +95,202 @@ pub enum Strategy {
     Fallback,
     /// Rotate the first target per request, falling back through the rest.
     RoundRobin,
+    /// Pick the first target at random in proportion to `weights`.
+    Weighted,
+    /// The target with the lowest decaying average latency first.
+    LeastLatency,
+    /// The target with the fewest requests in flight first.
+    LeastBusy,
+    /// Classify the request and use the targets of the tier it falls in.
+    Auto,
+}
+
+impl Strategy {
+    /// The name as written in `freeway.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Fallback => "fallback",
+            Strategy::RoundRobin => "round_robin",
+            Strategy::Weighted => "weighted",
+            Strategy::LeastLatency => "least_latency",
+            Strategy::LeastBusy => "least_busy",
+            Strategy::Auto => "auto",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct RouteConfig {
     pub name: String,
-    /// `provider/model` ids (or other route names).
+    /// `provider/model` ids; for `auto` routes, every tier's targets.
     pub targets: Vec<String>,
     pub strategy: Strategy,
+    /// `weighted`: one weight per target.
+    pub weights: Vec<u32>,
+    /// `auto`: tiers from the cheapest to the most capable.
+    pub tiers: Vec<TierConfig>,
+    pub classifier: ClassifierConfig,
+    /// Overrides of the `[routing]` defaults for this route.
+    pub retries: Option<u32>,
+    pub deadline: Option<Duration>,
+    pub attempt_timeout: Option<Duration>,
+    /// `Some(true)`: cache even non-deterministic requests; `Some(false)`: never cache.
+    pub cache: Option<bool>,
+}
+
+/// One tier of an `auto` route.
+#[derive(Debug, Clone)]
+pub struct TierConfig {
+    pub name: String,
+    pub targets: Vec<String>,
+    /// The highest complexity score this tier takes; `None` for the last tier (takes the rest).
+    pub max_score: Option<u32>,
+}
+
+/// How an `auto` route scores a request. Each feature adds its points when present.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassifierConfig {
+    /// Estimated prompt tokens above which `long_prompt` applies.
+    pub long_prompt_tokens: u64,
+    /// Estimated prompt tokens above which `very_long_prompt` applies too.
+    pub very_long_prompt_tokens: u64,
+    /// Messages in the conversation above which `deep_conversation` applies.
+    pub deep_conversation_messages: usize,
+    /// `max_tokens` at or above which `long_output` applies.
+    pub long_output_tokens: u32,
+    /// Words and phrases (case-insensitive) in the last user message that ask for reasoning.
+    pub reasoning_cues: Vec<String>,
+    /// Points per feature, by feature name (see [`CLASSIFIER_FEATURES`]).
+    pub points: Vec<(String, u32)>,
+}
+
+/// The features an `auto` route scores, in the order they are reported.
+pub const CLASSIFIER_FEATURES: [&str; 8] = [
+    "long_prompt",
+    "very_long_prompt",
+    "code",
+    "much_code",
+    "reasoning",
+    "tools",
+    "deep_conversation",
+    "long_output",
+];
+
+impl Default for ClassifierConfig {
+    fn default() -> Self {
+        let cues = [
+            "step by step",
+            "think",
+            "reason",
+            "prove",
+            "proof",
+            "analyze",
+            "analyse",
+            "debug",
+            "refactor",
+            "architecture",
+            "design",
+            "plan",
+            "trade-off",
+            "tradeoff",
+            "optimize",
+            "why does",
+            "root cause",
+            "compare",
+        ];
+        let points = [
+            ("long_prompt", 1),
+            ("very_long_prompt", 2),
+            ("code", 1),
+            ("much_code", 1),
+            ("reasoning", 2),
+            ("tools", 1),
+            ("deep_conversation", 1),
+            ("long_output", 1),
+        ];
+        ClassifierConfig {
+            long_prompt_tokens: 1_000,
+            very_long_prompt_tokens: 8_000,
+            deep_conversation_messages: 8,
+            long_output_tokens: 2_000,
+            reasoning_cues: cues.iter().map(|c| (*c).to_owned()).collect(),
+            points: points.iter().map(|(f, p)| ((*f).to_owned(), *p)).collect(),
+        }
+    }
+}
+
+/// `[routing]`: what every request gets unless its route says otherwise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoutingSettings {
+    /// Extra attempts on the same target after a retryable failure, before moving on.
+    pub retries: u32,
+    /// The first backoff; each retry doubles it, with full jitter.
+    pub retry_base: Duration,
+    /// The longest wait before a retry; a longer `Retry-After` moves on to the next target.
+    pub retry_max: Duration,
+    /// The whole request, every attempt and wait included.
+    pub deadline: Duration,
+    /// One attempt (for streams: until the first event); `None`: the provider's own timeouts.
+    pub attempt_timeout: Option<Duration>,
+    pub breaker: BreakerSettings,
+}
+
+impl Default for RoutingSettings {
+    fn default() -> Self {
+        RoutingSettings {
+            retries: 1,
+            retry_base: Duration::from_millis(200),
+            retry_max: Duration::from_secs(10),
+            deadline: Duration::from_secs(600),
+            attempt_timeout: None,
+            breaker: BreakerSettings::default(),
+        }
+    }
+}
+
+/// The circuit breaker each target has.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerSettings {
+    /// Consecutive retryable failures that open the circuit; 0 disables the breaker.
+    pub failures: u32,
+    /// Failure ratio over `window` that opens the circuit, once `min_requests` were seen.
+    pub error_rate: f64,
+    pub min_requests: u32,
+    pub window: Duration,
+    /// How long an open circuit skips the target before one probe request is let through.
+    pub cooldown: Duration,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        BreakerSettings {
+            failures: 5,
+            error_rate: 0.5,
+            min_requests: 20,
+            window: Duration::from_secs(60),
+            cooldown: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[cache]`: the response cache.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheSettings {
+    /// `memory`, `redis://…` or `off`.
+    pub url: String,
+    pub ttl: Duration,
+    /// Memory backend: the most bytes of cached responses kept.
+    pub max_bytes: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            url: "memory".to_owned(),
+            ttl: Duration::from_secs(3600),
+            max_bytes: 64 * 1024 * 1024,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -39,7 +39,7 @@ fn no_file_means_embedded_defaults() {
         c.storage_url,
         "sqlite:///home/u/.local/share/freeway/freeway.db"
     );
-    assert_eq!(c.cache_url, "memory");
+    assert_eq!(c.cache.url, "memory");
     assert_eq!(c.providers.len(), 1);
     assert!(matches!(c.providers[0].kind, ProviderKind::Local { .. }));
     assert_eq!(c.default_model.as_deref(), Some("local/smollm2"));
@@ -167,7 +167,133 @@ strategy = "weighted"
         "{s}"
     );
     assert!(
-        s.contains("strategy `weighted` is not implemented yet"),
+        s.contains("strategy `weighted` needs `weights`, one per target"),
+        "{s}"
+    );
+}
+
+#[test]
+fn routing_strategies_tiers_and_cache_are_validated() {
+    let providers = "[[providers]]\nname = \"a\"\nprotocol = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n";
+    let good = format!(
+        r#"{providers}
+[routing]
+retries = 3
+retry_base_ms = 50
+deadline_secs = 30
+breaker_failures = 4
+breaker_cooldown_secs = 5
+
+[cache]
+url = "off"
+ttl_secs = 10
+
+[[routes]]
+name = "w"
+strategy = "weighted"
+targets = ["a/x", "a/y"]
+weights = [2, 1]
+retries = 0
+cache = true
+
+[[routes]]
+name = "auto"
+strategy = "auto"
+[[routes.tiers]]
+name = "fast"
+targets = ["a/small"]
+max_score = 2
+[[routes.tiers]]
+name = "deep"
+targets = ["a/big"]
+[routes.classifier]
+reasoning_cues = ["ponder"]
+points = {{ tools = 5 }}
+"#
+    );
+    let c = ok(&good, &[]);
+    assert_eq!(c.routing.retries, 3);
+    assert_eq!(c.routing.retry_base, std::time::Duration::from_millis(50));
+    assert_eq!(c.routing.breaker.failures, 4);
+    assert_eq!(c.cache.url, "off");
+    assert_eq!(c.routes[0].strategy, Strategy::Weighted);
+    assert_eq!(c.routes[0].weights, [2, 1]);
+    assert_eq!(
+        (c.routes[0].retries, c.routes[0].cache),
+        (Some(0), Some(true))
+    );
+    let auto = &c.routes[1];
+    assert_eq!(auto.strategy, Strategy::Auto);
+    assert_eq!(auto.targets, ["a/small", "a/big"]);
+    assert_eq!(auto.tiers[0].max_score, Some(2));
+    assert_eq!(auto.classifier.reasoning_cues, ["ponder"]);
+    assert!(auto.classifier.points.contains(&("tools".to_owned(), 5)));
+
+    let bad = format!(
+        r#"{providers}
+[routing]
+breaker_error_rate = 2.0
+
+[cache]
+url = "memcached://x"
+
+[[routes]]
+name = "w"
+strategy = "weighted"
+targets = ["a/x", "a/y"]
+weights = [1]
+
+[[routes]]
+name = "auto"
+strategy = "auto"
+[[routes.tiers]]
+name = "fast"
+targets = ["a/small"]
+[[routes.tiers]]
+name = "deep"
+targets = ["a/big"]
+[routes.classifier]
+points = {{ toolz = 1 }}
+
+[[routes]]
+name = "plain"
+strategy = "least_latncy"
+targets = ["a/x"]
+"#
+    );
+    let s = err(&bad, &[]).to_string();
+    for expected in [
+        "routing.breaker_error_rate",
+        "neither `memory`, `off` nor redis://",
+        "1 weights for 2 targets",
+        "every tier but the last needs `max_score`",
+        "unknown feature `toolz` (did you mean `tools`?)",
+        "unknown strategy `least_latncy` (did you mean `least_latency`?)",
+    ] {
+        assert!(s.contains(expected), "missing {expected:?} in:\n{s}");
+    }
+}
+
+#[test]
+fn provider_total_timeouts_and_redis_tls_are_checked() {
+    let provider = "[[providers]]\nname = \"a\"\nprotocol = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n";
+    let c = ok(&format!("{provider}total_timeout_secs = 2.5\n"), &[]);
+    assert_eq!(
+        c.providers[0].total_timeout,
+        Some(std::time::Duration::from_millis(2500))
+    );
+    let s = err(&format!("{provider}total_timeout_secs = 0\n"), &[]).to_string();
+    assert!(
+        s.contains("providers.a.total_timeout_secs: must be a positive number"),
+        "{s}"
+    );
+    let s = err(
+        &format!("[cache]\nurl = \"rediss://h:6380\"\n{provider}"),
+        &[],
+    )
+    .to_string();
+    assert!(
+        s.contains("TLS to Redis (rediss://) is not built in"),
         "{s}"
     );
 }

@@ -1,14 +1,24 @@
 //! The gateway: which provider serves a model name, and what happens when it fails.
 //!
-//! Owns the registry of configured providers, route aliases (`[[routes]]`), the `default`
-//! model, model discovery for `/v1/models`, and fallback across a route's targets. A streamed
-//! request may still move to the next target while nothing has reached the client: the first
-//! event is awaited before the stream is handed out.
+//! Owns the registry of configured providers, route aliases (`[[routes]]`) and their
+//! strategies (fallback, round robin, weighted, least latency, least busy, and `auto`
+//! complexity routing), the `default` model, model discovery for `/v1/models`, retries with
+//! backoff, per-target circuit breakers, deadlines and the response cache. A streamed request
+//! may still move to the next target while nothing has reached the client: the first event is
+//! awaited before the stream is handed out.
 //!
 //! It speaks `freeway-types` only; it does not know HTTP ingress formats, keys or tenants.
 
+mod cache;
+mod classify;
+mod health;
 mod models;
 mod registry;
 
+pub use cache::{CacheMode, CacheStats, CacheStatus};
+pub use classify::{Classifier, Decision};
+pub use health::{CircuitState, TargetSnapshot};
 pub use models::ModelEntry;
-pub use registry::{Gateway, GatewayBuilder, GatewayError, Served, Target};
+pub use registry::{
+    Gateway, GatewayBuilder, GatewayError, RequestOptions, RouteSnapshot, Served, Target,
+};

@@ -1,20 +1,32 @@
-//! Providers by name, routes by alias, and fallback.
+//! Providers by name, routes by alias, and how a request is carried out: target order by
+//! strategy, retries with backoff, circuit breakers, deadlines and the response cache.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use freeway_config::{Config, ProviderConfig, ProviderKind, Strategy};
+use freeway_config::{
+    BreakerSettings, CacheSettings, Config, ProviderConfig, ProviderKind, RouteConfig,
+    RoutingSettings, Strategy,
+};
 use freeway_providers::anthropic::AnthropicProvider;
 use freeway_providers::gemini::GeminiProvider;
 use freeway_providers::openai::OpenAiProvider;
 use freeway_types::{
     ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, EmbeddingResponse, Provider,
-    ProviderError,
+    ProviderError, StreamEvent, TimeoutPhase,
 };
-use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
+use futures_util::{Stream, StreamExt};
 
+use crate::cache::{
+    self, CacheKey, CacheMode, CacheStats, CacheStatus, CachedAnswer, ResponseCache,
+};
+use crate::classify::Classifier;
+use crate::health::{Health, InFlight, TargetHealth, TargetSnapshot};
 use crate::models::ModelCatalog;
 
 /// Why a request found no answer.
@@ -22,6 +34,12 @@ use crate::models::ModelCatalog;
 pub enum GatewayError {
     #[error("{message}")]
     ModelNotFound { model: String, message: String },
+    /// Every target was skipped because its circuit is open.
+    #[error("{message}")]
+    Unavailable {
+        message: String,
+        retry_after: Option<Duration>,
+    },
     /// The last target's failure, after every target was tried.
     #[error(transparent)]
     Provider(#[from] ProviderError),
@@ -31,6 +49,7 @@ impl GatewayError {
     pub fn status_code(&self) -> u16 {
         match self {
             GatewayError::ModelNotFound { .. } => 404,
+            GatewayError::Unavailable { .. } => 503,
             GatewayError::Provider(e) => e.status_code(),
         }
     }
@@ -44,6 +63,8 @@ pub struct Target {
     pub provider: Arc<dyn Provider>,
     /// The model as the provider names it.
     pub model: String,
+    /// The provider's `total_timeout_secs`: the longest one answer may take, streams included.
+    pub total_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for Target {
@@ -52,23 +73,61 @@ impl std::fmt::Debug for Target {
     }
 }
 
-/// An answer and the target that gave it.
+/// An answer and how it was obtained.
 #[derive(Debug)]
 pub struct Served<T> {
     pub value: T,
+    /// The `provider/model` that gave it (for a cache hit: the one that gave it first).
     pub target: String,
+    /// For `auto` routes: the tier chosen and why, as sent in `x-freeway-route`.
+    pub route: Option<String>,
+    /// Whether the cache was consulted and what it said; `None` when it was not eligible.
+    pub cache: Option<CacheStatus>,
+}
+
+/// What a client asked of routing besides the request itself (from headers, in the server).
+#[derive(Debug, Clone, Default)]
+pub struct RequestOptions {
+    /// A tier of an `auto` route named by the client (`x-freeway-tier`).
+    pub tier: Option<String>,
+    pub cache: CacheMode,
 }
 
 pub(crate) struct ProviderEntry {
     pub provider: Arc<dyn Provider>,
     pub models: Vec<String>,
     pub discover: bool,
+    pub total_timeout: Option<Duration>,
 }
 
 struct Route {
-    targets: Vec<String>,
-    strategy: Strategy,
+    config: RouteConfig,
+    classifier: Option<Classifier>,
     next: AtomicUsize,
+}
+
+/// How one request is carried out.
+struct Plan {
+    targets: Vec<Target>,
+    retries: u32,
+    deadline: Duration,
+    attempt_timeout: Option<Duration>,
+    /// The `auto` decision, explained.
+    decision: Option<String>,
+    route_cache: Option<bool>,
+}
+
+/// A route's state for operators: `/admin/routes`, `freeway routes`.
+#[derive(Debug, Clone)]
+pub struct RouteSnapshot {
+    pub name: String,
+    pub strategy: Strategy,
+    /// Every target; for `auto` routes, those of all tiers.
+    pub targets: Vec<String>,
+    /// `weighted`: one weight per target.
+    pub weights: Vec<u32>,
+    /// `auto`: the tiers, cheapest first.
+    pub tiers: Vec<freeway_config::TierConfig>,
 }
 
 pub struct Gateway {
@@ -79,14 +138,19 @@ pub struct Gateway {
     route_order: Vec<String>,
     default_model: Option<String>,
     catalog: ModelCatalog,
+    routing: RoutingSettings,
+    health: Health,
+    cache: Option<Arc<ResponseCache>>,
 }
 
 /// Assembles a [`Gateway`] from providers built elsewhere (tests, the embedded model).
 #[derive(Default)]
 pub struct GatewayBuilder {
     providers: Vec<(String, ProviderEntry)>,
-    routes: Vec<(String, Route)>,
+    routes: Vec<RouteConfig>,
     default_model: Option<String>,
+    routing: RoutingSettings,
+    cache: Option<CacheSettings>,
 }
 
 impl GatewayBuilder {
@@ -102,20 +166,38 @@ impl GatewayBuilder {
                 provider,
                 models,
                 discover,
+                total_timeout: None,
             },
         ));
         self
     }
 
-    pub fn route(mut self, name: &str, targets: Vec<String>, strategy: Strategy) -> Self {
-        self.routes.push((
-            name.to_owned(),
-            Route {
-                targets,
-                strategy,
-                next: AtomicUsize::new(0),
-            },
-        ));
+    /// Bounds every answer of the provider added last, a whole stream included.
+    pub fn total_timeout(mut self, timeout: Option<Duration>) -> Self {
+        if let Some((_, entry)) = self.providers.last_mut() {
+            entry.total_timeout = timeout;
+        }
+        self
+    }
+
+    /// A plain route with the `[routing]` defaults.
+    pub fn route(self, name: &str, targets: Vec<String>, strategy: Strategy) -> Self {
+        self.route_config(RouteConfig {
+            name: name.to_owned(),
+            targets,
+            strategy,
+            weights: Vec::new(),
+            tiers: Vec::new(),
+            classifier: freeway_config::ClassifierConfig::default(),
+            retries: None,
+            deadline: None,
+            attempt_timeout: None,
+            cache: None,
+        })
+    }
+
+    pub fn route_config(mut self, route: RouteConfig) -> Self {
+        self.routes.push(route);
         self
     }
 
@@ -124,15 +206,61 @@ impl GatewayBuilder {
         self
     }
 
-    pub fn build(self) -> Gateway {
-        Gateway {
+    /// Retry, deadline and breaker defaults (without: [`RoutingSettings::default`]).
+    pub fn routing(mut self, routing: RoutingSettings) -> Self {
+        self.routing = routing;
+        self
+    }
+
+    /// The response cache (without: none).
+    pub fn cache(mut self, cache: CacheSettings) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    pub fn build(self) -> Result<Gateway, String> {
+        let mut routes = HashMap::new();
+        let mut route_order = Vec::new();
+        for config in self.routes {
+            let classifier = match config.strategy {
+                Strategy::Auto => Some(
+                    Classifier::new(config.classifier.clone())
+                        .map_err(|e| format!("route `{}`: {e}", config.name))?,
+                ),
+                _ => None,
+            };
+            route_order.push(config.name.clone());
+            routes.insert(
+                config.name.clone(),
+                Route {
+                    config,
+                    classifier,
+                    next: AtomicUsize::new(0),
+                },
+            );
+        }
+        let cache = match &self.cache {
+            Some(settings) => ResponseCache::new(settings)?.map(Arc::new),
+            None => None,
+        };
+        // Every route target is reported from the start, not only once it was first used.
+        let health = Health::default();
+        for route in routes.values() {
+            for target in &route.config.targets {
+                health.get(target);
+            }
+        }
+        Ok(Gateway {
             order: self.providers.iter().map(|(n, _)| n.clone()).collect(),
             providers: self.providers.into_iter().collect(),
-            route_order: self.routes.iter().map(|(n, _)| n.clone()).collect(),
-            routes: self.routes.into_iter().collect(),
+            route_order,
+            routes,
             default_model: self.default_model,
             catalog: ModelCatalog::default(),
-        }
+            routing: self.routing,
+            health,
+            cache,
+        })
     }
 }
 
@@ -147,7 +275,10 @@ impl Gateway {
 
     /// Creates every configured provider (one pooled HTTP client each).
     pub fn from_config(config: &Config, local: LocalLoader<'_>) -> Result<Self, String> {
-        let mut builder = Self::builder().default_model(config.default_model.clone());
+        let mut builder = Self::builder()
+            .default_model(config.default_model.clone())
+            .routing(config.routing.clone())
+            .cache(config.cache.clone());
         for p in &config.providers {
             let provider: Arc<dyn Provider> = match &p.kind {
                 ProviderKind::OpenAi {
@@ -165,38 +296,58 @@ impl Gateway {
                 }
                 ProviderKind::Local { .. } => local(p)?,
             };
-            builder = builder.provider(provider, p.models.clone(), p.discover_models);
+            builder = builder
+                .provider(provider, p.models.clone(), p.discover_models)
+                .total_timeout(p.total_timeout);
         }
         for r in &config.routes {
-            builder = builder.route(&r.name, r.targets.clone(), r.strategy);
+            builder = builder.route_config(r.clone());
         }
-        Ok(builder.build())
+        builder.build()
     }
 
     pub fn default_model(&self) -> Option<&str> {
         self.default_model.as_deref()
     }
 
-    /// The targets to try for a model name, in order.
+    /// The targets a model name may be served by, in the order they would be tried now.
     ///
     /// A name is, in this order: a route alias; `default`; `provider/model` (the model part may
     /// itself contain `/`, as OpenRouter's do); or a bare model that exactly one provider lists.
     pub fn resolve(&self, model: &str) -> Result<Vec<Target>, GatewayError> {
+        self.plan(model, None, &RequestOptions::default())
+            .map(|p| p.targets)
+    }
+
+    fn plan(
+        &self,
+        model: &str,
+        request: Option<&ChatRequest>,
+        options: &RequestOptions,
+    ) -> Result<Plan, GatewayError> {
+        let defaults = |targets| Plan {
+            targets,
+            retries: self.routing.retries,
+            deadline: self.routing.deadline,
+            attempt_timeout: self.routing.attempt_timeout,
+            decision: None,
+            route_cache: None,
+        };
         if let Some(route) = self.routes.get(model) {
-            let mut targets = route
-                .targets
-                .iter()
-                .map(|t| self.target(t))
-                .collect::<Result<Vec<_>, _>>()?;
-            if route.strategy == Strategy::RoundRobin && !targets.is_empty() {
-                let start = route.next.fetch_add(1, Ordering::Relaxed) % targets.len();
-                targets.rotate_left(start);
-            }
-            return Ok(targets);
+            let (targets, decision) = self.route_targets(route, request, options)?;
+            let c = &route.config;
+            return Ok(Plan {
+                retries: c.retries.unwrap_or(self.routing.retries),
+                deadline: c.deadline.unwrap_or(self.routing.deadline),
+                attempt_timeout: c.attempt_timeout.or(self.routing.attempt_timeout),
+                decision,
+                route_cache: c.cache,
+                ..defaults(targets)
+            });
         }
         if model == "default" {
             return match &self.default_model {
-                Some(d) if d != "default" => self.resolve(d),
+                Some(d) if d != "default" => self.plan(d, request, options),
                 _ => Err(GatewayError::ModelNotFound {
                     model: model.to_owned(),
                     message: "no default model is configured: set `default_model` in freeway.toml"
@@ -205,7 +356,7 @@ impl Gateway {
             };
         }
         if model.contains('/') {
-            return self.target(model).map(|t| vec![t]);
+            return self.target(model).map(|t| defaults(vec![t]));
         }
         let listed: Vec<&str> = self
             .order
@@ -214,7 +365,9 @@ impl Gateway {
             .map(String::as_str)
             .collect();
         match listed.as_slice() {
-            [provider] => self.target(&format!("{provider}/{model}")).map(|t| vec![t]),
+            [provider] => self
+                .target(&format!("{provider}/{model}"))
+                .map(|t| defaults(vec![t])),
             [] => Err(self.not_found(model, "")),
             several => Err(self.not_found(
                 model,
@@ -230,6 +383,83 @@ impl Gateway {
         }
     }
 
+    /// A route's targets in the order its strategy says to try them.
+    fn route_targets(
+        &self,
+        route: &Route,
+        request: Option<&ChatRequest>,
+        options: &RequestOptions,
+    ) -> Result<(Vec<Target>, Option<String>), GatewayError> {
+        let c = &route.config;
+        let ids: Vec<&String> = match (&route.classifier, request) {
+            (Some(classifier), Some(request)) => {
+                let d = classifier.decide(&c.name, &c.tiers, request, options.tier.as_deref());
+                // The chosen tier first; if all of it fails, more capable tiers, then cheaper.
+                let order = (d.tier..c.tiers.len()).chain((0..d.tier).rev());
+                let mut ids: Vec<&String> = Vec::new();
+                for t in order {
+                    for id in &c.tiers[t].targets {
+                        if !ids.contains(&id) {
+                            ids.push(id);
+                        }
+                    }
+                }
+                let targets = ids
+                    .into_iter()
+                    .map(|t| self.target(t))
+                    .collect::<Result<_, _>>()?;
+                return Ok((targets, Some(d.explanation)));
+            }
+            _ => c.targets.iter().collect(),
+        };
+        let mut targets = ids
+            .into_iter()
+            .map(|t| self.target(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        if targets.len() < 2 {
+            return Ok((targets, None));
+        }
+        match c.strategy {
+            Strategy::Fallback | Strategy::Auto => {}
+            Strategy::RoundRobin => {
+                let start = route.next.fetch_add(1, Ordering::Relaxed) % targets.len();
+                targets.rotate_left(start);
+            }
+            Strategy::Weighted => {
+                let total: u64 = c.weights.iter().map(|w| u64::from(*w)).sum();
+                if total > 0 {
+                    let mut pick = fastrand::u64(0..total);
+                    let first = c
+                        .weights
+                        .iter()
+                        .position(|w| {
+                            let w = u64::from(*w);
+                            if pick < w {
+                                true
+                            } else {
+                                pick -= w;
+                                false
+                            }
+                        })
+                        .unwrap_or(0);
+                    let chosen = targets.remove(first);
+                    targets.insert(0, chosen);
+                }
+            }
+            Strategy::LeastLatency => {
+                // Unmeasured targets (0) go first so each gets measured.
+                targets.sort_by_cached_key(|t| self.health.get(&t.id).latency_us());
+            }
+            Strategy::LeastBusy => {
+                // Rotate first so that ties are shared out rather than always won by the first.
+                let start = route.next.fetch_add(1, Ordering::Relaxed) % targets.len();
+                targets.rotate_left(start);
+                targets.sort_by_cached_key(|t| self.health.get(&t.id).in_flight());
+            }
+        }
+        Ok((targets, None))
+    }
+
     fn target(&self, id: &str) -> Result<Target, GatewayError> {
         let Some((provider, model)) = id.split_once('/').filter(|(_, m)| !m.is_empty()) else {
             return Err(self.not_found(id, ""));
@@ -241,6 +471,7 @@ impl Gateway {
             id: id.to_owned(),
             provider: entry.provider.clone(),
             model: model.to_owned(),
+            total_timeout: entry.total_timeout,
         })
     }
 
@@ -263,10 +494,48 @@ impl Gateway {
         model: &str,
         request: ChatRequest,
     ) -> Result<Served<ChatResponse>, GatewayError> {
-        self.first_success(model, request, |target, request| {
-            target.provider.complete(request)
+        self.complete_with(model, request, &RequestOptions::default())
+            .await
+    }
+
+    pub async fn complete_with(
+        &self,
+        model: &str,
+        request: ChatRequest,
+        options: &RequestOptions,
+    ) -> Result<Served<ChatResponse>, GatewayError> {
+        let plan = self.plan(model, Some(&request), options)?;
+        let lookup = self.cache_lookup(model, &request, &plan, options).await;
+        let (key, status) = match lookup {
+            Lookup::Hit(answer) => {
+                return Ok(Served {
+                    value: answer.response.clone(),
+                    target: answer.target.clone(),
+                    route: plan.decision,
+                    cache: Some(CacheStatus::Hit),
+                });
+            }
+            Lookup::Miss(key) => (Some(key), Some(CacheStatus::Miss)),
+            Lookup::Skip => (None, None),
+        };
+        let attempt = self
+            .attempt(&plan, request, |target, request| {
+                target.provider.complete(request)
+            })
+            .await?;
+        if let (Some(key), Some(cache)) = (key, &self.cache) {
+            let answer = CachedAnswer {
+                target: attempt.target.id.clone(),
+                response: attempt.value.clone(),
+            };
+            cache.store(key, answer);
+        }
+        Ok(Served {
+            value: attempt.value,
+            target: attempt.target.id,
+            route: plan.decision,
+            cache: status,
         })
-        .await
     }
 
     /// A stream from the first target whose first event arrives. Until then a retryable failure
@@ -276,20 +545,73 @@ impl Gateway {
         model: &str,
         request: ChatRequest,
     ) -> Result<Served<ChatStream>, GatewayError> {
-        self.first_success(model, request, |target, request| {
-            Box::pin(async move {
-                let mut stream = target.provider.stream(request).await?;
-                match stream.next().await {
-                    Some(Err(e)) => Err(e),
-                    Some(Ok(first)) => {
-                        let head = futures_util::stream::iter([Ok(first)]);
-                        Ok(Box::pin(head.chain(stream)) as ChatStream)
+        self.stream_with(model, request, &RequestOptions::default())
+            .await
+    }
+
+    pub async fn stream_with(
+        &self,
+        model: &str,
+        request: ChatRequest,
+        options: &RequestOptions,
+    ) -> Result<Served<ChatStream>, GatewayError> {
+        let plan = self.plan(model, Some(&request), options)?;
+        let (key, status) = match self.cache_lookup(model, &request, &plan, options).await {
+            Lookup::Hit(answer) => {
+                return Ok(Served {
+                    value: cache::replay(&answer.response),
+                    target: answer.target.clone(),
+                    route: plan.decision,
+                    cache: Some(CacheStatus::Hit),
+                });
+            }
+            Lookup::Miss(key) => (Some(key), Some(CacheStatus::Miss)),
+            Lookup::Skip => (None, None),
+        };
+        let started = Instant::now();
+        let attempt = self
+            .attempt(&plan, request, |target, request| {
+                Box::pin(async move {
+                    let mut stream = target.provider.stream(request).await?;
+                    match stream.next().await {
+                        Some(Err(e)) => Err(e),
+                        Some(Ok(first)) => {
+                            let head = futures_util::stream::iter([Ok(first)]);
+                            Ok(Box::pin(head.chain(stream)) as ChatStream)
+                        }
+                        None => Ok(Box::pin(futures_util::stream::empty()) as ChatStream),
                     }
-                    None => Ok(Box::pin(futures_util::stream::empty()) as ChatStream),
-                }
+                })
             })
+            .await?;
+        let mut ends = started + plan.deadline;
+        if let Some(total) = attempt.target.total_timeout {
+            ends = ends.min(attempt.started + total);
+        }
+        let tracked = Tracked {
+            inner: attempt.value,
+            health: attempt.health,
+            breaker: self.routing.breaker.clone(),
+            provider: attempt.target.provider.name().to_owned(),
+            deadline: Box::pin(tokio::time::sleep_until(ends.into())),
+            _in_flight: attempt.in_flight,
+            done: false,
+        };
+        let mut value: ChatStream = Box::pin(tracked);
+        if let (Some(key), Some(cache)) = (key, &self.cache) {
+            value = Box::pin(cache::Filling::new(
+                value,
+                cache.clone(),
+                key,
+                attempt.target.id.clone(),
+            ));
+        }
+        Ok(Served {
+            value,
+            target: attempt.target.id,
+            route: plan.decision,
+            cache: status,
         })
-        .await
     }
 
     pub async fn embed(
@@ -297,44 +619,183 @@ impl Gateway {
         model: &str,
         request: EmbeddingRequest,
     ) -> Result<Served<EmbeddingResponse>, GatewayError> {
-        self.first_success(model, request, |target, request| {
-            target.provider.embed(request)
+        let plan = self.plan(model, None, &RequestOptions::default())?;
+        let attempt = self
+            .attempt(&plan, request, |target, request| {
+                target.provider.embed(request)
+            })
+            .await?;
+        Ok(Served {
+            value: attempt.value,
+            target: attempt.target.id,
+            route: plan.decision,
+            cache: None,
         })
-        .await
     }
 
-    /// The one fallback loop: each target in turn, moving on only after a retryable failure.
-    async fn first_success<R, T>(
+    async fn cache_lookup(
         &self,
         model: &str,
+        request: &ChatRequest,
+        plan: &Plan,
+        options: &RequestOptions,
+    ) -> Lookup {
+        let Some(cache) = &self.cache else {
+            return Lookup::Skip;
+        };
+        if plan.route_cache == Some(false) || options.cache == CacheMode::Bypass {
+            return Lookup::Skip;
+        }
+        let deterministic = request.temperature == Some(0.0);
+        if !(deterministic || plan.route_cache == Some(true) || options.cache == CacheMode::Use) {
+            return Lookup::Skip;
+        }
+        let Some(key) = CacheKey::new(model, request) else {
+            return Lookup::Skip;
+        };
+        if options.cache == CacheMode::Refresh {
+            return Lookup::Miss(key);
+        }
+        match cache.get(&key).await {
+            Some(answer) => Lookup::Hit(answer),
+            None => Lookup::Miss(key),
+        }
+    }
+
+    /// The one loop that carries out a plan: each target in turn, skipping open circuits;
+    /// retryable failures retried on the same target with backoff (honoring `Retry-After`)
+    /// up to the retry count, then the next target; all within the deadline.
+    async fn attempt<R, T>(
+        &self,
+        plan: &Plan,
         mut request: R,
         call: impl for<'a> Fn(&'a Target, &'a R) -> BoxFuture<'a, Result<T, ProviderError>>,
-    ) -> Result<Served<T>, GatewayError>
+    ) -> Result<Attempt<T>, GatewayError>
     where
         R: Addressed,
     {
-        let targets = self.resolve(model)?;
-        let mut last = None;
-        for target in &targets {
+        let breaker = &self.routing.breaker;
+        let deadline = Instant::now() + plan.deadline;
+        let mut last: Option<ProviderError> = None;
+        let mut skipped: Vec<&str> = Vec::new();
+        for target in &plan.targets {
+            let health = self.health.get(&target.id);
+            if !health.admit(breaker, Instant::now()) {
+                tracing::debug!(target = %target.id, "circuit open: skipped");
+                skipped.push(&target.id);
+                continue;
+            }
             request.set_model(&target.model);
-            match call(target, &request).await {
-                Ok(value) => {
-                    return Ok(Served {
-                        value,
-                        target: target.id.clone(),
-                    });
-                }
-                Err(e) => {
-                    let retry = e.is_retryable();
-                    tracing::warn!(target = %target.id, error = %e, fallback = retry, "target failed");
-                    if !retry {
+            let mut retry = 0;
+            loop {
+                let started = Instant::now();
+                let Some(remaining) = deadline
+                    .checked_duration_since(started)
+                    .filter(|d| !d.is_zero())
+                else {
+                    return Err(deadline_passed(target, last));
+                };
+                let limit = [plan.attempt_timeout, target.total_timeout]
+                    .into_iter()
+                    .flatten()
+                    .fold(remaining, Duration::min);
+                let in_flight = health.begin();
+                let result = match tokio::time::timeout(limit, call(target, &request)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(ProviderError::Timeout {
+                        provider: target.provider.name().to_owned(),
+                        phase: TimeoutPhase::Total,
+                    }),
+                };
+                let e = match result {
+                    Ok(value) => {
+                        health.succeeded(breaker, Instant::now(), Some(started.elapsed()));
+                        return Ok(Attempt {
+                            value,
+                            target: target.clone(),
+                            started,
+                            health,
+                            in_flight,
+                        });
+                    }
+                    // Not the target's fault, and no other target would do better. The
+                    // target answered, so its circuit counts it as alive.
+                    Err(e) if !e.is_retryable() => {
+                        if !matches!(e, ProviderError::Cancelled) {
+                            health.succeeded(breaker, Instant::now(), None);
+                        }
                         return Err(e.into());
                     }
-                    last = Some(e);
+                    Err(e) => e,
+                };
+                drop(in_flight);
+                let opened = health.failed(breaker, Instant::now());
+                let wait = backoff(retry, e.retry_after(), &self.routing);
+                let again = !opened
+                    && retry < plan.retries
+                    && wait.is_some_and(|w| Instant::now() + w < deadline);
+                tracing::warn!(
+                    target = %target.id,
+                    error = %e,
+                    retry = again,
+                    circuit_opened = opened,
+                    "target failed"
+                );
+                last = Some(e);
+                match wait {
+                    Some(wait) if again => {
+                        tokio::time::sleep(wait).await;
+                        retry += 1;
+                    }
+                    _ => break,
                 }
             }
         }
-        Err(last.map_or_else(|| self.not_found(model, ""), GatewayError::Provider))
+        if let Some(e) = last {
+            return Err(e.into());
+        }
+        if !skipped.is_empty() {
+            let retry_after = Some(breaker.cooldown);
+            return Err(GatewayError::Unavailable {
+                message: format!(
+                    "every target is unavailable: the circuit of {} is open after repeated \
+                     failures; it will be probed again within {} s",
+                    skipped.join(", "),
+                    breaker.cooldown.as_secs().max(1)
+                ),
+                retry_after,
+            });
+        }
+        Err(GatewayError::ModelNotFound {
+            model: String::new(),
+            message: "the route has no targets".to_owned(),
+        })
+    }
+
+    /// Every route target's circuit, load and latency as observed so far (and any other
+    /// target that served a request), sorted by id.
+    pub fn target_health(&self) -> Vec<TargetSnapshot> {
+        self.health.snapshot(&self.routing.breaker)
+    }
+
+    /// The configured routes, in configuration order.
+    pub fn routes(&self) -> Vec<RouteSnapshot> {
+        self.route_order
+            .iter()
+            .filter_map(|name| self.routes.get(name))
+            .map(|r| RouteSnapshot {
+                name: r.config.name.clone(),
+                strategy: r.config.strategy,
+                targets: r.config.targets.clone(),
+                weights: r.config.weights.clone(),
+                tiers: r.config.tiers.clone(),
+            })
+            .collect()
+    }
+
+    /// Cache counters, when a cache is configured.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.cache.as_ref().map(|c| c.stats())
     }
 
     pub(crate) fn providers_in_order(&self) -> impl Iterator<Item = (&str, &ProviderEntry)> {
@@ -349,6 +810,92 @@ impl Gateway {
 
     pub(crate) fn catalog(&self) -> &ModelCatalog {
         &self.catalog
+    }
+}
+
+enum Lookup {
+    Hit(Arc<CachedAnswer>),
+    Miss(CacheKey),
+    Skip,
+}
+
+/// A successful attempt, with what must outlive it for streams.
+struct Attempt<T> {
+    value: T,
+    target: Target,
+    /// When the successful attempt began.
+    started: Instant,
+    health: Arc<TargetHealth>,
+    in_flight: InFlight,
+}
+
+/// How long to wait before retry number `retry + 1`: the provider's `Retry-After` if it gave
+/// one, else exponential backoff with full jitter. `None` when the provider asks for longer
+/// than `retry_max`: better to move on to the next target than to wait.
+fn backoff(
+    retry: u32,
+    retry_after: Option<Duration>,
+    routing: &RoutingSettings,
+) -> Option<Duration> {
+    if let Some(after) = retry_after {
+        return (after <= routing.retry_max).then_some(after);
+    }
+    let ceiling = routing
+        .retry_base
+        .saturating_mul(1u32.checked_shl(retry).unwrap_or(u32::MAX))
+        .min(routing.retry_max);
+    let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
+    Some(Duration::from_nanos(fastrand::u64(0..=nanos)))
+}
+
+fn deadline_passed(target: &Target, last: Option<ProviderError>) -> GatewayError {
+    last.unwrap_or_else(|| ProviderError::Timeout {
+        provider: target.provider.name().to_owned(),
+        phase: TimeoutPhase::Total,
+    })
+    .into()
+}
+
+/// A stream handed to a client: counts as in flight until dropped, reports a failure inside
+/// it to the target's breaker, and ends with a timeout error at the request deadline or the
+/// target's total timeout, whichever comes first.
+struct Tracked {
+    inner: ChatStream,
+    health: Arc<TargetHealth>,
+    breaker: BreakerSettings,
+    provider: String,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    _in_flight: InFlight,
+    done: bool,
+}
+
+impl Stream for Tracked {
+    type Item = Result<StreamEvent, ProviderError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if this.deadline.as_mut().poll(cx).is_ready() {
+            this.done = true;
+            return Poll::Ready(Some(Err(ProviderError::Timeout {
+                provider: std::mem::take(&mut this.provider),
+                phase: TimeoutPhase::Total,
+            })));
+        }
+        let item = std::task::ready!(this.inner.as_mut().poll_next(cx));
+        match &item {
+            Some(Err(e)) => {
+                this.done = true;
+                if e.is_retryable() {
+                    this.health.failed(&this.breaker, Instant::now());
+                }
+            }
+            None => this.done = true,
+            Some(Ok(_)) => {}
+        }
+        Poll::Ready(item)
     }
 }
 
@@ -368,5 +915,29 @@ impl Addressed for EmbeddingRequest {
     fn set_model(&mut self, model: &str) {
         self.model.clear();
         self.model.push_str(model);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_honors_retry_after() {
+        let routing = RoutingSettings {
+            retry_base: Duration::from_millis(100),
+            retry_max: Duration::from_secs(1),
+            ..RoutingSettings::default()
+        };
+        for retry in 0..6 {
+            let ceiling = Duration::from_millis(100 * (1 << retry)).min(Duration::from_secs(1));
+            for _ in 0..50 {
+                let d = backoff(retry, None, &routing).unwrap();
+                assert!(d <= ceiling, "{d:?} > {ceiling:?}");
+            }
+        }
+        let after = Duration::from_millis(700);
+        assert_eq!(backoff(0, Some(after), &routing), Some(after));
+        assert_eq!(backoff(0, Some(Duration::from_secs(5)), &routing), None);
     }
 }

@@ -4,12 +4,15 @@
     reason = "test helpers may panic"
 )]
 
-//! Gateway behaviour against scripted providers: resolution, fallback, round robin.
+//! Gateway behaviour against scripted providers: resolution, fallback, round robin; and
+//! (in `resilience`) retries, breakers, strategies and the cache against real HTTP upstreams.
+
+mod resilience;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use freeway_config::Strategy;
+use freeway_config::{RoutingSettings, Strategy};
 use freeway_gateway::{Gateway, GatewayError};
 use freeway_types::{
     ChatRequest, ChatStream, FinishReason, Message, Provider, ProviderError, StreamEvent,
@@ -93,7 +96,12 @@ fn gateway(a: &Arc<Scripted>, b: &Arc<Scripted>, strategy: Strategy) -> Gateway 
         .provider(b.clone(), vec!["m2".into()], false)
         .route("smart", vec!["a/m1".into(), "b/m2".into()], strategy)
         .default_model(Some("smart".into()))
+        .routing(RoutingSettings {
+            retries: 0,
+            ..RoutingSettings::default()
+        })
         .build()
+        .unwrap()
 }
 
 #[tokio::test]

@@ -75,14 +75,19 @@ impl std::fmt::Debug for HttpClient {
     }
 }
 
+/// Installs the process-wide rustls crypto provider (ring) that every reqwest client of this
+/// build needs; a second call is harmless.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 impl HttpClient {
     pub fn new(settings: &HttpSettings) -> Result<Self, ProviderError> {
         let invalid = |message: String| ProviderError::Connection {
             provider: settings.provider.clone(),
             message,
         };
-        // The process-wide rustls provider; a second install attempt is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_tls_provider();
         let client = reqwest::Client::builder()
             .connect_timeout(settings.timeouts.connect)
             .read_timeout(settings.timeouts.read)

@@ -208,6 +208,19 @@ impl From<GatewayError> for ApiError {
                 err.param = Some("model".into());
                 err
             }
+            GatewayError::Unavailable {
+                message,
+                retry_after,
+            } => {
+                let mut err = Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Category::Overloaded,
+                    message,
+                )
+                .with_code("circuit_open");
+                err.retry_after = retry_after;
+                err
+            }
             GatewayError::Provider(e) => e.into(),
         }
     }

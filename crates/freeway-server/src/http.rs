@@ -6,6 +6,7 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
+use freeway_gateway::{CacheMode, RequestOptions, Served};
 use futures_util::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 
@@ -82,7 +83,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 pub fn sse_response(
     frames: impl Stream<Item = Bytes> + Send + 'static,
     keep_alive: Duration,
-    extra: Option<(&'static str, HeaderValue)>,
+    extra: HeaderMap,
 ) -> Response {
     let frames = Box::pin(frames);
     let body = futures_util::stream::unfold(frames, move |mut frames| async move {
@@ -101,17 +102,79 @@ pub fn sse_response(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // Proxies such as nginx buffer responses unless told not to.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    if let Some((name, value)) = extra {
-        headers.insert(name, value);
-    }
+    headers.extend(extra);
     response
 }
 
-/// The header that tells which `provider/model` served the request.
-pub fn target_header(target: &str) -> Option<(&'static str, HeaderValue)> {
-    HeaderValue::from_str(target)
-        .ok()
-        .map(|v| ("x-freeway-target", v))
+/// A JSON answer with the headers that say how it was served.
+pub fn json_response(body: impl serde::Serialize, extra: HeaderMap) -> Response {
+    use axum::response::IntoResponse;
+    let mut response = axum::Json(body).into_response();
+    response.headers_mut().extend(extra);
+    response
+}
+
+/// What the client asked of routing besides the body:
+/// - `x-freeway-tier: <tier>` picks the tier of an `auto` route;
+/// - `cache-control: no-cache` skips the cached answer (and stores the fresh one),
+///   `cache-control: no-store` leaves the cache alone;
+/// - `x-freeway-cache: use | refresh | bypass` says the same, and `use` opts a request in
+///   that would not be cached by default (temperature above 0).
+pub fn request_options(headers: &HeaderMap) -> Result<RequestOptions, ApiError> {
+    let mut options = RequestOptions::default();
+    if let Some(tier) = headers.get("x-freeway-tier") {
+        let tier = tier
+            .to_str()
+            .map_err(|_| ApiError::invalid("x-freeway-tier", "must be a tier name in ASCII"))?;
+        options.tier = Some(tier.trim().to_owned()).filter(|t| !t.is_empty());
+    }
+    for value in headers.get_all(header::CACHE_CONTROL) {
+        let Ok(value) = value.to_str() else { continue };
+        for directive in value.split(',').map(str::trim) {
+            if directive.eq_ignore_ascii_case("no-store") {
+                options.cache = CacheMode::Bypass;
+            } else if directive.eq_ignore_ascii_case("no-cache")
+                && options.cache != CacheMode::Bypass
+            {
+                options.cache = CacheMode::Refresh;
+            }
+        }
+    }
+    if let Some(value) = headers.get("x-freeway-cache") {
+        options.cache = match value.to_str().map(str::trim) {
+            Ok(v) if v.eq_ignore_ascii_case("use") => CacheMode::Use,
+            Ok(v) if v.eq_ignore_ascii_case("refresh") => CacheMode::Refresh,
+            Ok(v) if v.eq_ignore_ascii_case("bypass") => CacheMode::Bypass,
+            _ => {
+                return Err(ApiError::invalid(
+                    "x-freeway-cache",
+                    "expected `use` (cache this request), `refresh` (skip the cached answer) \
+                     or `bypass` (leave the cache alone)",
+                ));
+            }
+        };
+    }
+    Ok(options)
+}
+
+/// `x-freeway-target` (which `provider/model` answered), `x-freeway-route` (for `auto`
+/// routes: the tier and why) and `x-freeway-cache` (`hit` or `miss`, when it was consulted).
+pub fn served_headers<T>(served: &Served<T>) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(3);
+    if let Ok(v) = HeaderValue::from_str(&served.target) {
+        headers.insert("x-freeway-target", v);
+    }
+    if let Some(v) = served
+        .route
+        .as_deref()
+        .and_then(|r| HeaderValue::from_str(r).ok())
+    {
+        headers.insert("x-freeway-route", v);
+    }
+    if let Some(status) = served.cache {
+        headers.insert("x-freeway-cache", HeaderValue::from_static(status.as_str()));
+    }
+    headers
 }
 
 pub fn not_found_route() -> ApiError {

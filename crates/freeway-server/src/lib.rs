@@ -2,7 +2,8 @@
 //!
 //! Each ingress format lives in its own module ([`openai`], [`anthropic`]) and converts to
 //! `freeway-types` at the edge; errors leave in the format of the route they came in on.
-//! [`exec`] serves `/v1/exec` over `freeway-sandbox`. This crate owns routing, authentication,
+//! [`exec`] serves `/v1/exec` over `freeway-sandbox`; [`ops`] the operators' views
+//! (`/admin/routes`, `/metrics`). This crate owns routing, authentication,
 //! body limits and SSE framing; it does not know provider wire formats.
 
 mod anthropic;
@@ -11,6 +12,7 @@ mod error;
 pub mod exec;
 mod http;
 mod openai;
+pub mod ops;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,6 +73,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/messages", post(anthropic::messages))
         .route("/v1/exec", post(exec::exec))
         .route("/v1/exec/languages", get(exec::languages))
+        .route("/admin/routes", get(ops::routes))
+        .route("/metrics", get(ops::metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/openapi.json", get(openapi))
         .route(

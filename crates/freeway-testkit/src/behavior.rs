@@ -10,6 +10,8 @@
 //! Magic model names: `error-400`, `error-400-context`, `error-401`, `error-403`, `error-404`,
 //! `error-429` (with `retry-after: 1`), `error-500`, `error-503`, `error-529` or `overloaded`,
 //! `slow-<ms>` (first byte late), `hang-midstream` (half the answer, then silence).
+//!
+//! `GET /_mock/calls` answers how many chat requests each model name received.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +38,48 @@ pub struct Keys {
     pub openai: Option<String>,
     pub anthropic: Option<String>,
     pub gemini: Option<String>,
+}
+
+/// The mock's state: the keys it accepts and how many chat requests each model received
+/// (`GET /_mock/calls`), so that tests can tell what reached the upstream.
+#[derive(Debug, Default)]
+pub struct Mock {
+    keys: Keys,
+    calls: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+}
+
+impl Mock {
+    fn count(&self, model: &str) {
+        let mut calls = self
+            .calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match calls.get_mut(model) {
+            Some(n) => *n += 1,
+            None => {
+                calls.insert(model.to_owned(), 1);
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for Mock {
+    type Target = Keys;
+
+    fn deref(&self) -> &Keys {
+        &self.keys
+    }
+}
+
+async fn calls(State(mock): State<Arc<Mock>>) -> Response {
+    let calls: serde_json::Map<String, Value> = mock
+        .calls
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .map(|(model, n)| (model.clone(), Value::from(*n)))
+        .collect();
+    Reply::json(200, &Value::Object(calls)).into_response()
 }
 
 /// A chat request reduced to what the deterministic model looks at.
@@ -123,7 +167,11 @@ pub fn router(keys: Keys) -> Router {
         .route("/v1/messages", post(anthropic_messages))
         .route("/v1beta/models", get(gemini_models))
         .route("/v1beta/models/{target}", post(gemini_call))
-        .with_state(Arc::new(keys))
+        .route("/_mock/calls", get(calls))
+        .with_state(Arc::new(Mock {
+            keys,
+            ..Mock::default()
+        }))
 }
 
 /// Serves [`router`] until the listener fails.
@@ -193,14 +241,15 @@ fn openai_invalid_json() -> Reply {
     )
 }
 
-async fn openai_chat(State(keys): State<Arc<Keys>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(denied) = openai_auth(&keys, &headers) {
+async fn openai_chat(State(mock): State<Arc<Mock>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(denied) = openai_auth(&mock, &headers) {
         return denied.into_response();
     }
     let Some(body) = parse(&body) else {
         return openai_invalid_json().into_response();
     };
     let conv = openai::conversation(&body);
+    mock.count(&conv.model);
     let reply = finish(
         magic(&conv.model),
         || {
@@ -221,11 +270,11 @@ async fn openai_chat(State(keys): State<Arc<Keys>>, headers: HeaderMap, body: By
 }
 
 async fn openai_embeddings(
-    State(keys): State<Arc<Keys>>,
+    State(mock): State<Arc<Mock>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(denied) = openai_auth(&keys, &headers) {
+    if let Some(denied) = openai_auth(&mock, &headers) {
         return denied.into_response();
     }
     let Some(body) = parse(&body) else {
@@ -260,15 +309,15 @@ async fn openai_embeddings(
 }
 
 /// `/v1/models` is OpenAI's and Anthropic's path; the `anthropic-version` header tells them apart.
-async fn models(State(keys): State<Arc<Keys>>, headers: HeaderMap) -> Response {
+async fn models(State(mock): State<Arc<Mock>>, headers: HeaderMap) -> Response {
     if headers.contains_key("anthropic-version") || headers.contains_key("x-api-key") {
-        if let Some(denied) = anthropic_auth(&keys, &headers) {
+        if let Some(denied) = anthropic_auth(&mock, &headers) {
             return denied.into_response();
         }
         return anthropic::models(&["claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001"])
             .into_response();
     }
-    if let Some(denied) = openai_auth(&keys, &headers) {
+    if let Some(denied) = openai_auth(&mock, &headers) {
         return denied.into_response();
     }
     openai::models(&["gpt-4.1", "gpt-4o-mini", "text-embedding-3-small"]).into_response()
@@ -308,11 +357,11 @@ fn anthropic_auth(keys: &Keys, headers: &HeaderMap) -> Option<Reply> {
 }
 
 async fn anthropic_messages(
-    State(keys): State<Arc<Keys>>,
+    State(mock): State<Arc<Mock>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(denied) = anthropic_auth(&keys, &headers) {
+    if let Some(denied) = anthropic_auth(&mock, &headers) {
         return denied.into_response();
     }
     let Some(body) = parse(&body) else {
@@ -330,6 +379,7 @@ async fn anthropic_messages(
         .into_response();
     }
     let conv = anthropic::conversation(&body);
+    mock.count(&conv.model);
     let reply = finish(
         magic(&conv.model),
         || {
@@ -360,21 +410,21 @@ fn gemini_auth(keys: &Keys, headers: &HeaderMap, uri: &Uri) -> Option<Reply> {
     }
 }
 
-async fn gemini_models(State(keys): State<Arc<Keys>>, headers: HeaderMap, uri: Uri) -> Response {
-    if let Some(denied) = gemini_auth(&keys, &headers, &uri) {
+async fn gemini_models(State(mock): State<Arc<Mock>>, headers: HeaderMap, uri: Uri) -> Response {
+    if let Some(denied) = gemini_auth(&mock, &headers, &uri) {
         return denied.into_response();
     }
     gemini::models(&["gemini-2.5-flash", "gemini-2.5-pro", "text-embedding-004"]).into_response()
 }
 
 async fn gemini_call(
-    State(keys): State<Arc<Keys>>,
+    State(mock): State<Arc<Mock>>,
     Path(target): Path<String>,
     headers: HeaderMap,
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    if let Some(denied) = gemini_auth(&keys, &headers, &uri) {
+    if let Some(denied) = gemini_auth(&mock, &headers, &uri) {
         return denied.into_response();
     }
     let Some((model, method)) = target.rsplit_once(':') else {
@@ -390,6 +440,7 @@ async fn gemini_call(
         "generateContent" | "streamGenerateContent" => {
             let stream = method == "streamGenerateContent";
             let conv = gemini::conversation(model, stream, &body);
+            mock.count(model);
             finish(
                 magic(model),
                 || {

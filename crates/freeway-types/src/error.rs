@@ -75,6 +75,8 @@ pub enum TimeoutPhase {
     FirstByte,
     /// Silence between two streamed events, or the whole body.
     Read,
+    /// The time the gateway allowed for an attempt or for the whole request ran out.
+    Total,
 }
 
 impl std::fmt::Display for TimeoutPhase {
@@ -83,6 +85,7 @@ impl std::fmt::Display for TimeoutPhase {
             TimeoutPhase::Connect => "while connecting",
             TimeoutPhase::FirstByte => "waiting for the first byte",
             TimeoutPhase::Read => "while reading the response",
+            TimeoutPhase::Total => "within the time allowed for the answer",
         })
     }
 }
@@ -186,12 +189,13 @@ impl ErrorKind {
             | ErrorKind::Overloaded
             | ErrorKind::Upstream
             | ErrorKind::Timeout
-            | ErrorKind::Connection => true,
+            | ErrorKind::Connection
+            // A garbled answer says something about that target, not about the request.
+            | ErrorKind::InvalidResponse => true,
             ErrorKind::Auth
             | ErrorKind::BadRequest
             | ErrorKind::ContextWindowExceeded
             | ErrorKind::ModelNotFound
-            | ErrorKind::InvalidResponse
             | ErrorKind::Unsupported
             | ErrorKind::Cancelled => false,
         }

@@ -8,13 +8,15 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use request::MessagesRequest;
 use response::EventEncoder;
 
 use crate::error::ApiError;
-use crate::http::{authorize, parse_json, read_body, sse_response, target_header};
+use crate::http::{
+    authorize, json_response, parse_json, read_body, request_options, served_headers, sse_response,
+};
 use crate::{AppState, encode};
 
 pub async fn messages(
@@ -34,6 +36,7 @@ async fn handle(
     body: Body,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
+    let options = request_options(&headers)?;
     let bytes = read_body(body, &headers, state.max_body_bytes).await?;
     let wire: MessagesRequest = parse_json(&bytes)?;
     drop(bytes);
@@ -43,18 +46,18 @@ async fn handle(
     let id = freeway_types::random_id("msg_");
 
     if !stream {
-        let served = state.gateway.complete(&model, request).await?;
-        let mut response =
-            axum::Json(response::message(&id, &model, &served.value)).into_response();
-        if let Some((name, value)) = target_header(&served.target) {
-            response.headers_mut().insert(name, value);
-        }
-        return Ok(response);
+        let served = state
+            .gateway
+            .complete_with(&model, request, &options)
+            .await?;
+        let body = response::message(&id, &model, &served.value);
+        return Ok(json_response(body, served_headers(&served)));
     }
-    let served = state.gateway.stream(&model, request).await?;
+    let served = state.gateway.stream_with(&model, request, &options).await?;
+    let headers = served_headers(&served);
     Ok(sse_response(
         encode::frames(served.value, EventEncoder::new(id, model)),
         state.keep_alive,
-        target_header(&served.target),
+        headers,
     ))
 }

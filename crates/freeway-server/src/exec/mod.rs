@@ -244,7 +244,11 @@ async fn run(state: Arc<AppState>, headers: HeaderMap, body: Body) -> Result<Res
             }
         }
     });
-    Ok(sse_response(output_frames(rx, run), keep_alive, None))
+    Ok(sse_response(
+        output_frames(rx, run),
+        keep_alive,
+        HeaderMap::new(),
+    ))
 }
 
 /// Output chunks as they arrive, then the run's final frame. The run is polled here, not

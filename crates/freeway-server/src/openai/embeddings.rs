@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use base64::Engine;
 use freeway_types::{EmbeddingInput, EmbeddingRequest};
 use serde::Deserialize;
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::http::{authorize, parse_json, read_body, target_header};
+use crate::http::{authorize, json_response, parse_json, read_body, served_headers};
 
 #[derive(Deserialize)]
 struct WireRequest {
@@ -122,15 +122,11 @@ async fn embed(state: Arc<AppState>, headers: HeaderMap, body: Body) -> Result<R
         })
         .collect();
     let usage = served.value.usage;
-    let mut response = axum::Json(json!({
+    let body = json!({
         "object": "list",
         "data": data,
         "model": wire.model,
         "usage": { "prompt_tokens": usage.input_tokens, "total_tokens": usage.input_tokens },
-    }))
-    .into_response();
-    if let Some((name, value)) = target_header(&served.target) {
-        response.headers_mut().insert(name, value);
-    }
-    Ok(response)
+    });
+    Ok(json_response(body, served_headers(&served)))
 }

@@ -17,7 +17,10 @@ use request::ChatCompletionRequest;
 use response::ChunkEncoder;
 
 use crate::error::ApiError;
-use crate::http::{authorize, parse_json, read_body, sse_response, target_header, unix_now};
+use crate::http::{
+    authorize, json_response, parse_json, read_body, request_options, served_headers, sse_response,
+    unix_now,
+};
 use crate::{AppState, encode};
 
 pub async fn chat_completions(
@@ -33,6 +36,7 @@ pub async fn chat_completions(
 
 async fn chat(state: Arc<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
+    let options = request_options(&headers)?;
     let bytes = read_body(body, &headers, state.max_body_bytes).await?;
     let wire: ChatCompletionRequest = parse_json(&bytes)?;
     drop(bytes);
@@ -44,21 +48,21 @@ async fn chat(state: Arc<AppState>, headers: HeaderMap, body: Body) -> Result<Re
     let created = unix_now();
 
     if !stream {
-        let served = state.gateway.complete(&model, request).await?;
+        let served = state
+            .gateway
+            .complete_with(&model, request, &options)
+            .await?;
         let body = response::completion(&id, created, &model, &served.value);
-        let mut response = axum::Json(body).into_response();
-        if let Some((name, value)) = target_header(&served.target) {
-            response.headers_mut().insert(name, value);
-        }
-        return Ok(response);
+        return Ok(json_response(body, served_headers(&served)));
     }
 
-    let served = state.gateway.stream(&model, request).await?;
+    let served = state.gateway.stream_with(&model, request, &options).await?;
+    let headers = served_headers(&served);
     let encoder = ChunkEncoder::new(&id, created, &model, include_usage);
     Ok(sse_response(
         encode::frames(served.value, encoder),
         state.keep_alive,
-        target_header(&served.target),
+        headers,
     ))
 }
 

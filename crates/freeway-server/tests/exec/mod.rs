@@ -107,7 +107,8 @@ fn app(setup: Setup) -> App {
     });
     let gateway = Gateway::builder()
         .provider(provider.clone(), vec!["analyst".into()], false)
-        .build();
+        .build()
+        .unwrap();
     let mut state = AppState::new(
         Arc::new(gateway),
         setup

@@ -214,7 +214,8 @@ async fn send(app: &axum::Router, path: &str, body: Vec<u8>) -> (StatusCode, Vec
 async fn random_and_mutated_bodies_get_answers_not_panics() {
     let gateway = Gateway::builder()
         .provider(Arc::new(Echo), vec!["m".into()], false)
-        .build();
+        .build()
+        .unwrap();
     let app = router(Arc::new(AppState::new(Arc::new(gateway), None)));
     let mut rng = Rng(0x5eed_f00d_dead_beef);
     let mut answered = [0usize; 2];

@@ -22,7 +22,8 @@ async fn serve(upstream: &str, keep_alive: Duration) -> String {
     let provider = Arc::new(OpenAiProvider::new(&settings, Quirks::default()).unwrap());
     let gateway = Gateway::builder()
         .provider(provider, vec!["m".into()], false)
-        .build();
+        .build()
+        .unwrap();
     let mut state = AppState::new(Arc::new(gateway), None);
     state.keep_alive = keep_alive;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

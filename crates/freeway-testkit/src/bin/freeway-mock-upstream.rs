@@ -22,6 +22,7 @@ PATHS:
     POST /v1/messages, GET /v1/models with anthropic-version                  (Anthropic)
     POST /v1beta/models/{model}:generateContent | :streamGenerateContent?alt=sse
          | :batchEmbedContents, GET /v1beta/models                            (Gemini)
+    GET /_mock/calls: {\"<model>\": <chat requests received>, ...}
 
 MAGIC MODELS:
     error-400 error-400-context error-401 error-403 error-404 error-429 error-500 error-503

@@ -1,0 +1,159 @@
+//! The gateway's per-request work, without HTTP: complexity classification, route planning
+//! with fallback targets, and answering from the response cache.
+//!
+//! `cargo bench -p freeway-bench --bench gateway`
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmarks")]
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use freeway_config::{CacheSettings, ClassifierConfig, RoutingSettings, Strategy, TierConfig};
+use freeway_gateway::{Classifier, Gateway};
+use freeway_types::{
+    ChatRequest, ChatStream, FinishReason, Message, Provider, ProviderError, StreamEvent,
+    ToolDefinition, Usage,
+};
+
+/// Answers at once, as an upstream on the same machine would at best.
+struct Immediate(&'static str);
+
+#[async_trait::async_trait]
+impl Provider for Immediate {
+    fn name(&self) -> &str {
+        self.0
+    }
+
+    async fn stream(&self, _: &ChatRequest) -> Result<ChatStream, ProviderError> {
+        Ok(Box::pin(futures_util::stream::iter([
+            Ok(StreamEvent::TextDelta {
+                text: "Hello, benchmark.".into(),
+            }),
+            Ok(StreamEvent::Usage {
+                usage: Usage {
+                    input_tokens: 20,
+                    output_tokens: 3,
+                    ..Usage::default()
+                },
+            }),
+            Ok(StreamEvent::Finish {
+                reason: FinishReason::Stop,
+                stop_sequence: None,
+            }),
+        ])))
+    }
+}
+
+fn chat(text: &str) -> ChatRequest {
+    ChatRequest {
+        model: String::new(),
+        messages: vec![Message::system("You are terse."), Message::user(text)],
+        max_tokens: Some(32),
+        temperature: Some(0.0),
+        ..ChatRequest::default()
+    }
+}
+
+fn tiers() -> Vec<TierConfig> {
+    let tier = |name: &str, max_score| TierConfig {
+        name: name.into(),
+        targets: vec![format!("p/{name}")],
+        max_score,
+    };
+    vec![
+        tier("fast", Some(1)),
+        tier("standard", Some(3)),
+        tier("deep", None),
+    ]
+}
+
+fn classify(c: &mut Criterion) {
+    let classifier = Classifier::new(ClassifierConfig::default()).unwrap();
+    let tiers = tiers();
+    let short = chat("What is the capital of France?");
+    // A coding agent's turn: ~8k tokens of history, code blocks, tools, a deep conversation.
+    let mut agent = chat("");
+    agent.messages.clear();
+    agent
+        .messages
+        .push(Message::system("You are a coding agent."));
+    for i in 0..20 {
+        agent.messages.push(Message::user(format!(
+            "Step {i}: here is the file\n```rust\n{}\n```\nWhy does the test fail? Think about it.",
+            "fn main() { println!(\"hello\"); }\n".repeat(40)
+        )));
+        agent
+            .messages
+            .push(Message::assistant("Let me look at the file first."));
+    }
+    agent.tools = (0..8)
+        .map(|i| ToolDefinition {
+            name: format!("tool_{i}"),
+            description: Some("does a thing".into()),
+            parameters: serde_json::json!({"type": "object", "properties": {"path": {"type": "string"}}}),
+            strict: None,
+        })
+        .collect();
+    let mut group = c.benchmark_group("classify");
+    group.bench_function("short_question", |b| {
+        b.iter(|| classifier.decide("auto", &tiers, black_box(&short), None))
+    });
+    group.bench_function("agent_turn_8k_tokens", |b| {
+        b.iter(|| classifier.decide("auto", &tiers, black_box(&agent), None))
+    });
+    group.finish();
+}
+
+fn gateway(cache: &str) -> Gateway {
+    Gateway::builder()
+        .provider(Arc::new(Immediate("a")), vec!["m".into()], false)
+        .provider(Arc::new(Immediate("b")), vec!["m".into()], false)
+        .provider(Arc::new(Immediate("c")), vec!["m".into()], false)
+        .route(
+            "three",
+            vec!["a/m".into(), "b/m".into(), "c/m".into()],
+            Strategy::Fallback,
+        )
+        .routing(RoutingSettings::default())
+        .cache(CacheSettings {
+            url: cache.into(),
+            ..CacheSettings::default()
+        })
+        .build()
+        .unwrap()
+}
+
+fn route(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let g = gateway("off");
+    let mut group = c.benchmark_group("complete");
+    group.bench_function("direct_provider_model", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { g.complete("a/m", chat("hi")).await.unwrap() })
+    });
+    group.bench_function("route_fallback_3_targets", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { g.complete("three", chat("hi")).await.unwrap() })
+    });
+    let cached = gateway("memory");
+    runtime.block_on(async {
+        cached.complete("three", chat("hi")).await.unwrap();
+        // The entry is stored off the request path.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    });
+    group.bench_function("cache_hit", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let served = cached.complete("three", chat("hi")).await.unwrap();
+            assert_eq!(served.cache, Some(freeway_gateway::CacheStatus::Hit));
+            served
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, classify, route);
+criterion_main!(benches);

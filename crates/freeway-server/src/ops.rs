@@ -1,0 +1,211 @@
+//! What operators look at: `GET /admin/routes` (routes, every target's circuit, load and
+//! latency, the cache) and `GET /metrics` (the same, in the Prometheus text format).
+//!
+//! Both need the master key when one is set: target names and load say more about a
+//! deployment than a stranger should learn.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use freeway_gateway::{CircuitState, Gateway};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::http::authorize;
+
+/// `GET /admin/routes`.
+pub async fn routes(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(e) = authorize(&state, &headers) {
+        return e.openai();
+    }
+    axum::Json(routes_document(&state.gateway)).into_response()
+}
+
+/// The JSON that `/admin/routes` serves and `freeway routes` prints.
+pub fn routes_document(gateway: &Gateway) -> Value {
+    let routes: Vec<Value> = gateway
+        .routes()
+        .into_iter()
+        .map(|r| {
+            let mut route = json!({
+                "name": r.name,
+                "strategy": r.strategy.as_str(),
+                "targets": r.targets,
+            });
+            if !r.weights.is_empty() {
+                route["weights"] = json!(r.weights);
+            }
+            if !r.tiers.is_empty() {
+                route["tiers"] = r
+                    .tiers
+                    .iter()
+                    .map(|t| json!({ "name": t.name, "targets": t.targets, "max_score": t.max_score }))
+                    .collect();
+            }
+            route
+        })
+        .collect();
+    let targets: Vec<Value> = gateway
+        .target_health()
+        .into_iter()
+        .map(|t| {
+            json!({
+                "target": t.target,
+                "circuit": t.circuit.as_str(),
+                "consecutive_failures": t.consecutive_failures,
+                "window_successes": t.window_successes,
+                "window_failures": t.window_failures,
+                "in_flight": t.in_flight,
+                "latency_ms": t.latency.map(|d| d.as_secs_f64() * 1e3),
+                "open_for_ms": t.open_for.map(|d| d.as_millis()),
+            })
+        })
+        .collect();
+    let cache = gateway.cache_stats().map(|c| {
+        json!({
+            "backend": c.backend,
+            "hits": c.hits,
+            "misses": c.misses,
+            "stores": c.stores,
+            "errors": c.errors,
+        })
+    });
+    json!({ "routes": routes, "targets": targets, "cache": cache })
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(e) = authorize(&state, &headers) {
+        return e.openai();
+    }
+    let mut response = render_metrics(&state.gateway).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+fn render_metrics(gateway: &Gateway) -> String {
+    let targets = gateway.target_health();
+    let mut out = String::with_capacity(256 + targets.len() * 256);
+    family(
+        &mut out,
+        "freeway_circuit_state",
+        "gauge",
+        "Circuit breaker of each target: 0 closed, 1 half-open, 2 open.",
+    );
+    for t in &targets {
+        let state = match t.circuit {
+            CircuitState::Closed => 0,
+            CircuitState::HalfOpen => 1,
+            CircuitState::Open => 2,
+        };
+        sample(&mut out, "freeway_circuit_state", &t.target, state);
+    }
+    family(
+        &mut out,
+        "freeway_target_consecutive_failures",
+        "gauge",
+        "Retryable failures of each target since its last success.",
+    );
+    for t in &targets {
+        sample(
+            &mut out,
+            "freeway_target_consecutive_failures",
+            &t.target,
+            t.consecutive_failures,
+        );
+    }
+    family(
+        &mut out,
+        "freeway_target_in_flight",
+        "gauge",
+        "Requests each target is serving now, streams included.",
+    );
+    for t in &targets {
+        sample(&mut out, "freeway_target_in_flight", &t.target, t.in_flight);
+    }
+    family(
+        &mut out,
+        "freeway_target_latency_seconds",
+        "gauge",
+        "Decaying average time of each target to its answer or first streamed event.",
+    );
+    for t in &targets {
+        if let Some(latency) = t.latency {
+            sample(
+                &mut out,
+                "freeway_target_latency_seconds",
+                &t.target,
+                latency.as_secs_f64(),
+            );
+        }
+    }
+    if let Some(c) = gateway.cache_stats() {
+        family(
+            &mut out,
+            "freeway_cache_lookups_total",
+            "counter",
+            "Response cache lookups by result.",
+        );
+        let _ = writeln!(
+            out,
+            "freeway_cache_lookups_total{{result=\"hit\"}} {}",
+            c.hits
+        );
+        let _ = writeln!(
+            out,
+            "freeway_cache_lookups_total{{result=\"miss\"}} {}",
+            c.misses
+        );
+        family(
+            &mut out,
+            "freeway_cache_stores_total",
+            "counter",
+            "Answers written to the response cache.",
+        );
+        let _ = writeln!(out, "freeway_cache_stores_total {}", c.stores);
+        family(
+            &mut out,
+            "freeway_cache_errors_total",
+            "counter",
+            "Response cache backend failures (each served as a miss).",
+        );
+        let _ = writeln!(out, "freeway_cache_errors_total {}", c.errors);
+    }
+    out
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn sample(out: &mut String, name: &str, target: &str, value: impl std::fmt::Display) {
+    let _ = write!(out, "{name}{{target=\"");
+    // The exposition format escapes backslash, double quote and newline in label values.
+    for c in target.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    let _ = writeln!(out, "\"}} {value}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut out = String::new();
+        sample(&mut out, "m", "a\"b\\c\nd", 1);
+        assert_eq!(out, "m{target=\"a\\\"b\\\\c\\nd\"} 1\n");
+    }
+}

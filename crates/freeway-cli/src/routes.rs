@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use freeway_config::{Config, Source};
+use freeway_gateway::RouteSnapshot;
+use freeway_server::ops::route_json;
 use serde_json::{Value, json};
 
 use crate::cli::RoutesArgs;
@@ -101,24 +103,7 @@ fn configured(config: &Config) -> Value {
     let routes: Vec<Value> = config
         .routes
         .iter()
-        .map(|r| {
-            let mut route = json!({
-                "name": r.name,
-                "strategy": r.strategy.as_str(),
-                "targets": r.targets,
-            });
-            if !r.weights.is_empty() {
-                route["weights"] = json!(r.weights);
-            }
-            if !r.tiers.is_empty() {
-                route["tiers"] = r
-                    .tiers
-                    .iter()
-                    .map(|t| json!({ "name": t.name, "targets": t.targets, "max_score": t.max_score }))
-                    .collect();
-            }
-            route
-        })
+        .map(|r| route_json(&RouteSnapshot::from(r)))
         .collect();
     json!({ "routes": routes, "targets": [], "cache": null })
 }

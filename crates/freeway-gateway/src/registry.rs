@@ -130,6 +130,18 @@ pub struct RouteSnapshot {
     pub tiers: Vec<freeway_config::TierConfig>,
 }
 
+impl From<&RouteConfig> for RouteSnapshot {
+    fn from(c: &RouteConfig) -> Self {
+        RouteSnapshot {
+            name: c.name.clone(),
+            strategy: c.strategy,
+            targets: c.targets.clone(),
+            weights: c.weights.clone(),
+            tiers: c.tiers.clone(),
+        }
+    }
+}
+
 pub struct Gateway {
     providers: HashMap<String, ProviderEntry>,
     /// Provider names in configuration order, for stable listings.
@@ -783,13 +795,7 @@ impl Gateway {
         self.route_order
             .iter()
             .filter_map(|name| self.routes.get(name))
-            .map(|r| RouteSnapshot {
-                name: r.config.name.clone(),
-                strategy: r.config.strategy,
-                targets: r.config.targets.clone(),
-                weights: r.config.weights.clone(),
-                tiers: r.config.tiers.clone(),
-            })
+            .map(|r| RouteSnapshot::from(&r.config))
             .collect()
     }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use freeway_gateway::{CircuitState, Gateway};
+use freeway_gateway::{CircuitState, Gateway, RouteSnapshot};
 use serde_json::{Value, json};
 
 use crate::AppState;
@@ -26,28 +26,7 @@ pub async fn routes(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
 
 /// The JSON that `/admin/routes` serves and `freeway routes` prints.
 pub fn routes_document(gateway: &Gateway) -> Value {
-    let routes: Vec<Value> = gateway
-        .routes()
-        .into_iter()
-        .map(|r| {
-            let mut route = json!({
-                "name": r.name,
-                "strategy": r.strategy.as_str(),
-                "targets": r.targets,
-            });
-            if !r.weights.is_empty() {
-                route["weights"] = json!(r.weights);
-            }
-            if !r.tiers.is_empty() {
-                route["tiers"] = r
-                    .tiers
-                    .iter()
-                    .map(|t| json!({ "name": t.name, "targets": t.targets, "max_score": t.max_score }))
-                    .collect();
-            }
-            route
-        })
-        .collect();
+    let routes: Vec<Value> = gateway.routes().iter().map(route_json).collect();
     let targets: Vec<Value> = gateway
         .target_health()
         .into_iter()
@@ -74,6 +53,26 @@ pub fn routes_document(gateway: &Gateway) -> Value {
         })
     });
     json!({ "routes": routes, "targets": targets, "cache": cache })
+}
+
+/// One route as `/admin/routes` lists it.
+pub fn route_json(r: &RouteSnapshot) -> Value {
+    let mut route = json!({
+        "name": r.name,
+        "strategy": r.strategy.as_str(),
+        "targets": r.targets,
+    });
+    if !r.weights.is_empty() {
+        route["weights"] = json!(r.weights);
+    }
+    if !r.tiers.is_empty() {
+        route["tiers"] = r
+            .tiers
+            .iter()
+            .map(|t| json!({ "name": t.name, "targets": t.targets, "max_score": t.max_score }))
+            .collect();
+    }
+    route
 }
 
 /// `GET /metrics`.

@@ -144,11 +144,21 @@ impl HttpClient {
         url
     }
 
+    /// [`Self::url`], parsed once: for the paths every request uses, so that a request does
+    /// not parse (and IDNA-map) its URL again.
+    pub fn parsed_url(&self, path: &str) -> Result<reqwest::Url, ProviderError> {
+        let url = self.url(path);
+        reqwest::Url::parse(&url).map_err(|e| ProviderError::Connection {
+            provider: self.provider.to_string(),
+            message: format!("`{url}` is not a valid URL: {e}"),
+        })
+    }
+
     /// POSTs a JSON body and returns the response if its status is a success; a failure status
     /// becomes an error through `classify`, which reads the protocol's error body.
     pub async fn post_json(
         &self,
-        url: &str,
+        url: impl reqwest::IntoUrl,
         extra_headers: &[(HeaderName, HeaderValue)],
         body: Vec<u8>,
         classify: impl FnOnce(&str, StatusCode, &HeaderMap, &[u8]) -> ProviderError,

@@ -21,7 +21,7 @@ pub const DEFAULT_MAX_TOKENS: u32 = 4096;
 
 pub struct AnthropicProvider {
     http: HttpClient,
-    messages_url: String,
+    messages_url: reqwest::Url,
     headers: [(HeaderName, HeaderValue); 1],
     default_max_tokens: u32,
 }
@@ -36,7 +36,7 @@ impl AnthropicProvider {
         settings.base_url = root.strip_suffix("/v1").unwrap_or(root).to_owned();
         let http = HttpClient::new(&settings)?;
         Ok(Self {
-            messages_url: http.url("/v1/messages"),
+            messages_url: http.parsed_url("/v1/messages")?,
             http,
             headers: [(
                 HeaderName::from_static("anthropic-version"),
@@ -62,7 +62,12 @@ impl Provider for AnthropicProvider {
         let body = self.body(request, true)?;
         let response = self
             .http
-            .post_json(&self.messages_url, &self.headers, body, response::classify)
+            .post_json(
+                self.messages_url.clone(),
+                &self.headers,
+                body,
+                response::classify,
+            )
             .await?;
         let decoder = Decoder {
             provider: self.http.provider().to_owned(),
@@ -75,7 +80,12 @@ impl Provider for AnthropicProvider {
         let body = self.body(request, false)?;
         let response = self
             .http
-            .post_json(&self.messages_url, &self.headers, body, response::classify)
+            .post_json(
+                self.messages_url.clone(),
+                &self.headers,
+                body,
+                response::classify,
+            )
             .await?;
         let wire: WireResponse = self.http.read_json(response, "message").await?;
         Ok(wire.into())

@@ -50,14 +50,14 @@ impl Default for Quirks {
 pub struct OpenAiProvider {
     http: HttpClient,
     quirks: Quirks,
-    chat_url: String,
+    chat_url: reqwest::Url,
 }
 
 impl OpenAiProvider {
     /// `settings.base_url` ends in `/v1` (or the vendor's equivalent); paths are appended.
     pub fn new(settings: &HttpSettings, quirks: Quirks) -> Result<Self, ProviderError> {
         let http = HttpClient::new(settings)?;
-        let chat_url = http.url("/chat/completions");
+        let chat_url = http.parsed_url("/chat/completions")?;
         Ok(Self {
             http,
             quirks,
@@ -83,7 +83,7 @@ impl Provider for OpenAiProvider {
         let body = self.body(request, true)?;
         let response = self
             .http
-            .post_json(&self.chat_url, &[], body, response::classify)
+            .post_json(self.chat_url.clone(), &[], body, response::classify)
             .await?;
         let decoder = Decoder {
             chunks: ChunkDecoder::default(),
@@ -97,7 +97,7 @@ impl Provider for OpenAiProvider {
         let body = self.body(request, false)?;
         let response = self
             .http
-            .post_json(&self.chat_url, &[], body, response::classify)
+            .post_json(self.chat_url.clone(), &[], body, response::classify)
             .await?;
         let wire: WireResponse = self.http.read_json(response, "chat completion").await?;
         wire.into_response().map_err(|e| self.http.invalid(e))

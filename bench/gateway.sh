@@ -11,20 +11,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+. bench/lib.sh
+start_upstream
 
-cargo build --release -q -p freeway-cli -p freeway-testkit
-BIN=target/release
-tmp=$(mktemp -d)
-cleanup() { kill "${mock_pid:-}" "${fw_pid:-}" 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
-
-"$BIN/freeway-mock-upstream" --listen 127.0.0.1:0 >"$tmp/mock.out" &
-mock_pid=$!
-for _ in $(seq 100); do grep -q listening "$tmp/mock.out" 2>/dev/null && break; sleep 0.05; done
-upstream=$(sed -n 's/.*listening on //p' "$tmp/mock.out")
-
-cat >"$tmp/freeway.toml" <<TOML
+start_freeway <<TOML
 [server]
 master_key = "bench-key"
 
@@ -39,20 +29,11 @@ protocol = "openai"
 base_url = "http://$upstream/v1"
 models = ["gpt-4o-mini"]
 TOML
-port=$((20000 + RANDOM % 20000))
-FREEWAY_LOG=warn "$BIN/freeway" serve --config "$tmp/freeway.toml" --listen "127.0.0.1:$port" 2>"$tmp/fw.err" &
-fw_pid=$!
-for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
 sleep 0.5
 idle_rss=$(awk '/VmRSS/ {print $2}' "/proc/$fw_pid/status")
 
 run() { # name url model connections
   BENCH_MODEL=$3 wrk -t1 -c"$4" -d"${DURATION}s" --latency -s bench/chat.lua "$2/v1/chat/completions" >"$tmp/$1.txt"
-}
-pct() { awk -v p="$2" '$1 == p {print $2}' "$tmp/$1.txt"; }
-rps() { awk '/Requests\/sec/ {print $2}' "$tmp/$1.txt"; }
-to_us() { # wrk prints 52.00us / 1.23ms / 1.02s
-  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000; else print n * 1000000 }'
 }
 
 # Warm both paths (connection pools, allocator).

@@ -1,0 +1,32 @@
+# Shared by the load scripts: build, start the mock upstream and freeway, helpers for wrk output.
+# Source it from the repository root after `set -euo pipefail`.
+
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+cargo build --release -q -p freeway-cli -p freeway-testkit
+BIN=target/release
+tmp=$(mktemp -d)
+cleanup() { kill "${mock_pid:-}" "${fw_pid:-}" 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+# Sets $upstream (host:port) and $mock_pid.
+start_upstream() {
+  "$BIN/freeway-mock-upstream" --listen 127.0.0.1:0 >"$tmp/mock.out" &
+  mock_pid=$!
+  for _ in $(seq 100); do grep -q listening "$tmp/mock.out" 2>/dev/null && break; sleep 0.05; done
+  upstream=$(sed -n 's/.*listening on //p' "$tmp/mock.out")
+}
+
+# Serves the configuration on stdin; sets $port and $fw_pid.
+start_freeway() {
+  cat >"$tmp/freeway.toml"
+  port=$((20000 + RANDOM % 20000))
+  FREEWAY_LOG=warn "$BIN/freeway" serve --config "$tmp/freeway.toml" --listen "127.0.0.1:$port" 2>"$tmp/fw.err" &
+  fw_pid=$!
+  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
+}
+
+pct() { awk -v p="$2" '$1 == p {print $2}' "$tmp/$1.txt"; }
+rps() { awk '/Requests\/sec/ {print $2}' "$tmp/$1.txt"; }
+to_us() { # wrk prints 52.00us / 1.23ms / 1.02s
+  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000; else print n * 1000000 }'
+}

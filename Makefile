@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 LISTEN ?= 127.0.0.1:4000
 
-.PHONY: run test build release lint fmt unit e2e venv bench clean
+.PHONY: run test build test-bins release lint fmt unit e2e venv bench clean
 
 ## run: fetch the embedded model if missing, build, and serve on $(LISTEN)
 run: release
@@ -39,7 +39,12 @@ $(VENV)/.installed: tests/e2e/requirements.txt
 
 venv: $(VENV)/.installed
 
-e2e: build venv
+# The same feature set as the unit tests' build, so that `make test` compiles llama.cpp once for
+# the tests, not again for `--bins` alone (which leaves dev-dependencies out).
+test-bins:
+	$(CARGO) build --workspace --all-targets
+
+e2e: test-bins venv
 	$(VENV)/bin/python -m pytest tests/e2e -q
 
 bench:

@@ -580,7 +580,6 @@ impl Gateway {
             Lookup::Miss(key) => (Some(key), Some(CacheStatus::Miss)),
             Lookup::Skip => (None, None),
         };
-        let started = Instant::now();
         let attempt = self
             .attempt(&plan, request, |target, request| {
                 Box::pin(async move {
@@ -596,7 +595,7 @@ impl Gateway {
                 })
             })
             .await?;
-        let mut ends = started + plan.deadline;
+        let mut ends = attempt.deadline;
         if let Some(total) = attempt.target.total_timeout {
             ends = ends.min(attempt.started + total);
         }
@@ -726,6 +725,7 @@ impl Gateway {
                             value,
                             target: target.clone(),
                             started,
+                            deadline,
                             health,
                             in_flight,
                         });
@@ -831,6 +831,8 @@ struct Attempt<T> {
     target: Target,
     /// When the successful attempt began.
     started: Instant,
+    /// When the whole request must be over (a stream too).
+    deadline: Instant,
     health: Arc<TargetHealth>,
     in_flight: InFlight,
 }

@@ -1,0 +1,311 @@
+//! The audit log: append-only and hash-chained, so an edited, removed or reordered row is found.
+//!
+//! Each entry's hash is `SHA-256(prev_hash || "\n" || canonical)`, where `canonical` is the JSON
+//! array `[seq, at, actor, team_id, action, target, detail]` with `detail` exactly as stored.
+//! `audit_head` holds the last sequence number and hash, so dropping the newest rows shows too.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use crate::{Result, Scope, Store, StoreError, time::now_ms};
+
+/// Something to record: who did what to which thing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    /// `master`, `key:<id>` or `anonymous`.
+    pub actor: String,
+    pub team_id: Option<String>,
+    /// `team.create`, `key.create`, `key.update`, `key.rotate`, `key.revoke`, `request`…
+    pub action: String,
+    pub target: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub at: i64,
+    pub actor: String,
+    pub team_id: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    pub detail: serde_json::Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// Only entries after this sequence number (a cursor for paging).
+    pub after: Option<i64>,
+    pub action: Option<String>,
+    pub limit: Option<i64>,
+    /// Newest first (for a glance) instead of oldest first (for export).
+    pub newest_first: bool,
+}
+
+/// The outcome of walking the whole chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    pub ok: bool,
+    pub entries: i64,
+    /// The hash of the last entry: keep it somewhere else to detect a rewrite of the whole log.
+    pub head_hash: String,
+    /// The first entry that does not check out, and why.
+    pub first_bad_seq: Option<i64>,
+    pub problem: Option<String>,
+}
+
+const COLUMNS: &str = "seq, at, actor, team_id, action, target, detail, prev_hash, hash";
+const PAGE: i64 = 1000;
+
+fn chain(prev_hash: &str, canonical: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(b"\n");
+    h.update(canonical.as_bytes());
+    let mut out = String::with_capacity(64);
+    for b in h.finalize() {
+        use std::fmt::Write;
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn canonical(
+    seq: i64,
+    at: i64,
+    actor: &str,
+    team_id: Option<&str>,
+    action: &str,
+    target: Option<&str>,
+    detail: &str,
+) -> String {
+    serde_json::to_string(&(seq, at, actor, team_id, action, target, detail)).unwrap_or_default()
+}
+
+impl Store {
+    /// Appends events to the chain in one transaction and returns them as stored.
+    pub async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<Vec<AuditEntry>> {
+        let _guard = self.audit_lock.lock().await;
+        let mut tx = self.pool().begin().await?;
+        let entries = append_in(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(entries)
+    }
+
+    /// Entries `scope` may see: a team sees its own (admin actions on it and its requests).
+    pub async fn audit(&self, scope: Scope<'_>, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        let mut sql = format!("SELECT {COLUMNS} FROM audit_log WHERE seq > $1");
+        let mut n = 1;
+        if scope.team().is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND team_id = ${n}"));
+        }
+        if query.action.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND action = ${n}"));
+        }
+        sql.push_str(if query.newest_first {
+            " ORDER BY seq DESC"
+        } else {
+            " ORDER BY seq"
+        });
+        n += 1;
+        sql.push_str(&format!(" LIMIT ${n}"));
+        let mut q = sqlx::query(&sql).bind(query.after.unwrap_or(0));
+        if let Some(team) = scope.team() {
+            q = q.bind(team);
+        }
+        if let Some(action) = &query.action {
+            q = q.bind(action);
+        }
+        let rows = q
+            .bind(query.limit.unwrap_or(100).clamp(1, 10_000))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    /// Walks the whole chain, recomputing every hash.
+    pub async fn verify_audit(&self) -> Result<Verification> {
+        let mut prev_hash = String::new();
+        let mut expected_seq = 1;
+        let bad = |seq: i64, entries: i64, prev: &str, problem: String| Verification {
+            ok: false,
+            entries,
+            head_hash: prev.to_owned(),
+            first_bad_seq: Some(seq),
+            problem: Some(problem),
+        };
+        loop {
+            let rows = sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2"
+            ))
+            .bind(expected_seq)
+            .bind(PAGE)
+            .fetch_all(self.pool())
+            .await?;
+            let count = rows.len();
+            for row in rows {
+                let seq: i64 = row.try_get("seq")?;
+                let stored_prev: String = row.try_get("prev_hash")?;
+                let hash: String = row.try_get("hash")?;
+                let detail: String = row.try_get("detail")?;
+                let actor: String = row.try_get("actor")?;
+                let team: Option<String> = row.try_get("team_id")?;
+                let action: String = row.try_get("action")?;
+                let target: Option<String> = row.try_get("target")?;
+                let at: i64 = row.try_get("at")?;
+                let done = expected_seq - 1;
+                if seq != expected_seq {
+                    return Ok(bad(
+                        expected_seq,
+                        done,
+                        &prev_hash,
+                        format!("entry {expected_seq} is missing (the next one is {seq})"),
+                    ));
+                }
+                if stored_prev != prev_hash {
+                    return Ok(bad(
+                        seq,
+                        done,
+                        &prev_hash,
+                        format!("entry {seq} does not link to entry {done}"),
+                    ));
+                }
+                let text = canonical(
+                    seq,
+                    at,
+                    &actor,
+                    team.as_deref(),
+                    &action,
+                    target.as_deref(),
+                    &detail,
+                );
+                if chain(&prev_hash, &text) != hash {
+                    return Ok(bad(
+                        seq,
+                        done,
+                        &prev_hash,
+                        format!("entry {seq} was changed after it was written"),
+                    ));
+                }
+                prev_hash = hash;
+                expected_seq += 1;
+            }
+            if count < PAGE as usize {
+                break;
+            }
+        }
+        let entries = expected_seq - 1;
+        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(self.pool())
+            .await?;
+        let head_seq: i64 = head.try_get("seq")?;
+        let head_hash: String = head.try_get("hash")?;
+        if head_seq != entries || head_hash != prev_hash {
+            return Ok(bad(
+                entries + 1,
+                entries,
+                &prev_hash,
+                format!(
+                    "the log ends at entry {entries} but its head says {head_seq}: entries were removed or the head was edited"
+                ),
+            ));
+        }
+        Ok(Verification {
+            ok: true,
+            entries,
+            head_hash: prev_hash,
+            first_bad_seq: None,
+            problem: None,
+        })
+    }
+}
+
+/// Appends within a transaction the caller commits. Touching `audit_head` first takes the
+/// write lock (SQLite) or the row lock (PostgreSQL), so concurrent appenders queue up.
+pub(crate) async fn append_in(
+    tx: &mut Transaction<'static, Any>,
+    events: Vec<AuditEvent>,
+) -> Result<Vec<AuditEntry>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
+        .execute(&mut **tx)
+        .await?;
+    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .fetch_one(&mut **tx)
+        .await?;
+    let mut seq: i64 = head.try_get("seq")?;
+    let mut prev_hash: String = head.try_get("hash")?;
+    let at = now_ms();
+    let mut entries = Vec::with_capacity(events.len());
+    for event in events {
+        seq += 1;
+        let detail = serde_json::to_string(&event.detail)
+            .map_err(|e| StoreError::Invalid(format!("audit detail: {e}")))?;
+        let text = canonical(
+            seq,
+            at,
+            &event.actor,
+            event.team_id.as_deref(),
+            &event.action,
+            event.target.as_deref(),
+            &detail,
+        );
+        let hash = chain(&prev_hash, &text);
+        sqlx::query(
+            "INSERT INTO audit_log (seq, at, actor, team_id, action, target, detail, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(seq)
+        .bind(at)
+        .bind(&event.actor)
+        .bind(&event.team_id)
+        .bind(&event.action)
+        .bind(&event.target)
+        .bind(&detail)
+        .bind(&prev_hash)
+        .bind(&hash)
+        .execute(&mut **tx)
+        .await?;
+        entries.push(AuditEntry {
+            seq,
+            at,
+            actor: event.actor,
+            team_id: event.team_id,
+            action: event.action,
+            target: event.target,
+            detail: event.detail,
+            prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
+            hash,
+        });
+    }
+    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+        .bind(seq)
+        .bind(&prev_hash)
+        .execute(&mut **tx)
+        .await?;
+    Ok(entries)
+}
+
+fn entry_from_row(row: &AnyRow) -> Result<AuditEntry> {
+    let detail: String = row.try_get("detail")?;
+    Ok(AuditEntry {
+        seq: row.try_get("seq")?,
+        at: row.try_get("at")?,
+        actor: row.try_get("actor")?,
+        team_id: row.try_get("team_id")?,
+        action: row.try_get("action")?,
+        target: row.try_get("target")?,
+        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    })
+}

@@ -1,0 +1,13 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers may panic"
+)]
+//! The store's suite, run against SQLite (a fresh file) and a real PostgreSQL server
+//! (a fresh database on `FREEWAY_TEST_POSTGRES`, default `postgres://postgres@127.0.0.1:5432`).
+//! Set `FREEWAY_TEST_POSTGRES=off` to run SQLite only.
+
+mod audit;
+mod keys;
+mod support;
+mod usage;

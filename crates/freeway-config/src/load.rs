@@ -163,6 +163,12 @@ impl Cx<'_> {
         );
         set(
             self,
+            &mut raw.limits.url,
+            "limits.url",
+            &["FREEWAY_LIMITS_URL"],
+        );
+        set(
+            self,
             &mut raw.default_model,
             "default_model",
             &["FREEWAY_DEFAULT_MODEL"],
@@ -286,6 +292,8 @@ impl Cx<'_> {
             );
         }
         let cache = self.cache(&raw.cache);
+        let limits_url = self.limits_url(&raw.limits);
+        let prices = self.prices(&raw.prices);
         let routing = self.routing(&raw.routing);
 
         let mut providers = Vec::new();
@@ -384,6 +392,8 @@ impl Cx<'_> {
             server,
             storage_url,
             cache,
+            limits_url,
+            prices,
             routing,
             default_model,
             providers,

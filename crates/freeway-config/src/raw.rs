@@ -21,6 +21,10 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub routing: RawRouting,
     #[serde(default)]
+    pub limits: RawRateLimits,
+    #[serde(default)]
+    pub prices: Vec<RawPrice>,
+    #[serde(default)]
     pub providers: Vec<RawProvider>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
@@ -56,6 +60,26 @@ pub(crate) struct RawCache {
     pub url: Option<S<String>>,
     pub ttl_secs: Option<S<f64>>,
     pub max_bytes: Option<S<u64>>,
+}
+
+/// `[limits]`: where rate-limit and budget counters live.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRateLimits {
+    /// `memory` (default) or `redis://…`.
+    pub url: Option<S<String>>,
+}
+
+/// `[[prices]]`: a price that overrides (or adds to) the shipped table, USD per million tokens.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPrice {
+    /// `provider/model` (exact) or a bare model name (dated snapshots match by prefix).
+    pub model: S<String>,
+    pub input: S<f64>,
+    pub output: S<f64>,
+    pub cached_input: Option<S<f64>>,
+    pub cache_write: Option<S<f64>>,
 }
 
 /// `[routing]`: retry, deadline and circuit-breaker defaults.

@@ -20,6 +20,10 @@ pub struct Config {
     pub server: ServerConfig,
     pub storage_url: String,
     pub cache: CacheSettings,
+    /// Where rate-limit and budget counters live: `memory` or `redis://…`.
+    pub limits_url: String,
+    /// `[[prices]]`: overrides of the shipped price table.
+    pub prices: Vec<PriceOverride>,
     /// Retry, deadline and circuit-breaker defaults for every request.
     pub routing: RoutingSettings,
     /// What the model name `default` resolves to, if anything.
@@ -271,6 +275,17 @@ impl Default for BreakerSettings {
             cooldown: Duration::from_secs(30),
         }
     }
+}
+
+/// A price from `[[prices]]`, USD per million tokens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriceOverride {
+    /// `provider/model` or a bare model name.
+    pub model: String,
+    pub input: f64,
+    pub output: f64,
+    pub cached_input: Option<f64>,
+    pub cache_write: Option<f64>,
 }
 
 /// `[cache]`: the response cache.

@@ -662,3 +662,31 @@ fn a_local_model_path_may_start_at_home() {
     );
     assert_eq!(model, "qwen2.5-0.5b");
 }
+
+#[test]
+fn prices_override_the_table_and_limits_pick_a_backend() {
+    let c = ok(
+        "[limits]\nurl = \"redis://127.0.0.1:6379/\"\n\n[[prices]]\nmodel = \"openai/gpt-4.1\"\ninput = 1.5\noutput = 6\ncached_input = 0.25\n",
+        &[],
+    );
+    assert_eq!(c.limits_url, "redis://127.0.0.1:6379/");
+    assert_eq!(c.prices.len(), 1);
+    assert_eq!(c.prices[0].model, "openai/gpt-4.1");
+    assert_eq!(c.prices[0].cached_input, Some(0.25));
+    assert_eq!(ok("", &[]).limits_url, "memory");
+    assert_eq!(
+        ok("", &[("FREEWAY_LIMITS_URL", "redis://r:6379")]).limits_url,
+        "redis://r:6379"
+    );
+
+    let e = err(
+        "[[prices]]\nmodel = \"m\"\ninput = -1\noutput = 2\n\n[limits]\nurl = \"mem\"\n",
+        &[],
+    );
+    let text = e.to_string();
+    assert!(
+        text.contains("prices[0].input") && text.contains(":3"),
+        "{text}"
+    );
+    assert!(text.contains("limits.url"), "{text}");
+}

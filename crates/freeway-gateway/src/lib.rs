@@ -7,13 +7,18 @@
 //! may still move to the next target while nothing has reached the client: the first event is
 //! awaited before the stream is handed out.
 //!
-//! It speaks `freeway-types` only; it does not know HTTP ingress formats, keys or tenants.
+//! It speaks `freeway-types` only and does not know HTTP ingress formats. [`limits`] enforces
+//! rate limits and budgets for subjects the server names (keys, teams); [`pricing`] turns
+//! usage into cost; [`tokens`] counts tokens when a provider does not.
 
 mod cache;
 mod classify;
 mod health;
+pub mod limits;
 mod models;
+pub mod pricing;
 mod registry;
+pub mod tokens;
 
 pub use cache::{CacheMode, CacheStats, CacheStatus};
 pub use classify::{Classifier, Decision};

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use super::Cx;
 use crate::error::suggest;
-use crate::raw::{RawCache, RawClassifier, RawRoute, RawRouting, S};
+use crate::raw::{RawCache, RawClassifier, RawPrice, RawRateLimits, RawRoute, RawRouting, S};
 use crate::runtime::{
-    BreakerSettings, CLASSIFIER_FEATURES, CacheSettings, ClassifierConfig, RouteConfig,
-    RoutingSettings, Strategy, TierConfig,
+    BreakerSettings, CLASSIFIER_FEATURES, CacheSettings, ClassifierConfig, PriceOverride,
+    RouteConfig, RoutingSettings, Strategy, TierConfig,
 };
 
 const STRATEGIES: [&str; 6] = [
@@ -354,6 +354,71 @@ impl Cx<'_> {
                 ),
             },
         }
+    }
+
+    pub(super) fn limits_url(&mut self, l: &RawRateLimits) -> String {
+        let Some(raw) = &l.url else {
+            return "memory".to_owned();
+        };
+        let url = self.resolve(raw, "limits.url").unwrap_or_default();
+        if url.starts_with("rediss://") {
+            self.error(
+                raw.span(),
+                "limits.url",
+                "TLS to Redis (rediss://) is not built in: use redis:// on a private network \
+                 or a TLS-terminating proxy such as stunnel",
+            );
+        } else if !(url == "memory" || url.starts_with("redis://")) {
+            self.error(
+                raw.span(),
+                "limits.url",
+                format!("`{url}` is neither `memory` nor redis://…"),
+            );
+        }
+        url
+    }
+
+    pub(super) fn prices(&mut self, prices: &[RawPrice]) -> Vec<PriceOverride> {
+        let mut out = Vec::with_capacity(prices.len());
+        for (i, p) in prices.iter().enumerate() {
+            let mut ok = true;
+            let fields = [
+                ("input", Some(&p.input)),
+                ("output", Some(&p.output)),
+                ("cached_input", p.cached_input.as_ref()),
+                ("cache_write", p.cache_write.as_ref()),
+            ];
+            for (name, value) in fields {
+                if let Some(v) = value
+                    && !(v.get_ref().is_finite() && *v.get_ref() >= 0.0)
+                {
+                    self.error(
+                        v.span(),
+                        format!("prices[{i}].{name}"),
+                        "a price is USD per million tokens: a number of 0 or more",
+                    );
+                    ok = false;
+                }
+            }
+            if p.model.get_ref().trim().is_empty() {
+                self.error(
+                    p.model.span(),
+                    format!("prices[{i}].model"),
+                    "must name a model",
+                );
+                ok = false;
+            }
+            if ok {
+                out.push(PriceOverride {
+                    model: p.model.get_ref().trim().to_owned(),
+                    input: *p.input.get_ref(),
+                    output: *p.output.get_ref(),
+                    cached_input: p.cached_input.as_ref().map(|v| *v.get_ref()),
+                    cache_write: p.cache_write.as_ref().map(|v| *v.get_ref()),
+                });
+            }
+        }
+        out
     }
 
     pub(super) fn cache(&mut self, c: &RawCache) -> CacheSettings {

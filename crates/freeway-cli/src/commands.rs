@@ -8,6 +8,10 @@ use freeway_config::{Config, ConfigErrors, Source};
 use freeway_gateway::Gateway;
 use freeway_server::AppState;
 use freeway_types::Provider;
+use freeway_gateway::limits::Limiter;
+use freeway_gateway::pricing::{Price, PriceTable};
+use freeway_server::tenancy::Tenancy;
+use freeway_store::Store;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{CheckArgs, Command, ConfigCommand, ModelsAction, ModelsArgs, ServeArgs};
@@ -72,6 +76,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     state.max_body_bytes = config.server.max_body_bytes;
     state.keep_alive = config.server.keep_alive;
     state.exec = crate::exec::exec_state(&config.sandbox);
+    let tenancy = Arc::new(tenancy(&config).await?);
+    state.tenancy = Some(tenancy.clone());
     let app = freeway_server::router(Arc::new(state));
 
     let listener = tokio::net::TcpListener::bind(config.server.listen)
@@ -100,8 +106,42 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
         .context("server failed")?;
+    // Every request answered has handed its ledger row over; write them before leaving.
+    tenancy.flush().await;
+    tenancy.store.close().await;
     tracing::info!("freeway stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The store (migrated), the rate-limit counters and the price table with `[[prices]]`.
+async fn tenancy(config: &Config) -> anyhow::Result<Tenancy> {
+    let store = Store::open(&config.storage_url)
+        .await
+        .with_context(|| "storage.url: the store could not be opened".to_owned())?;
+    let limiter = if config.limits_url == "memory" {
+        Limiter::memory(Some(store.clone()))
+    } else {
+        Limiter::redis(&config.limits_url, Some(store.clone())).map_err(anyhow::Error::msg)?
+    };
+    let prices = PriceTable::builtin()
+        .context("the shipped price table")?
+        .with_overrides(config.prices.iter().map(|p| {
+            (
+                p.model.clone(),
+                Price {
+                    input: p.input,
+                    output: p.output,
+                    cached_input: p.cached_input,
+                    cache_write: p.cache_write,
+                },
+            )
+        }));
+    tracing::info!(
+        store = ?store.dialect(),
+        limits = limiter.backend_name(),
+        "store open"
+    );
+    Ok(Tenancy::new(store, limiter, prices))
 }
 
 async fn wait_for_signal() {

@@ -80,8 +80,12 @@ pub(crate) struct CacheKey([u8; 32]);
 impl CacheKey {
     /// `model` is the name the client asked for (a route alias or `provider/model`): the same
     /// messages sent to two models are two entries. The end-user id is not part of the answer.
-    pub fn new(model: &str, request: &ChatRequest) -> Option<Self> {
+    pub fn new(partition: Option<&str>, model: &str, request: &ChatRequest) -> Option<Self> {
         let mut hasher = Sha256::new();
+        // A tenant's answers are its own: the partition leads, length-prefixed.
+        let partition = partition.unwrap_or_default();
+        hasher.update((partition.len() as u64).to_le_bytes());
+        hasher.update(partition.as_bytes());
         hasher.update(model.as_bytes());
         hasher.update([0]);
         // Struct fields serialize in declaration order and JSON objects inside (tool and
@@ -513,19 +517,28 @@ mod tests {
 
     #[test]
     fn equal_requests_share_a_key_and_any_difference_splits_it() {
-        let a = CacheKey::new("m", &request("hi")).unwrap();
-        assert_eq!(a, CacheKey::new("m", &request("hi")).unwrap());
-        assert_ne!(a, CacheKey::new("other", &request("hi")).unwrap());
-        assert_ne!(a, CacheKey::new("m", &request("hi!")).unwrap());
+        let a = CacheKey::new(None, "m", &request("hi")).unwrap();
+        assert_eq!(a, CacheKey::new(None, "m", &request("hi")).unwrap());
+        assert_ne!(a, CacheKey::new(None, "other", &request("hi")).unwrap());
+        assert_ne!(
+            a,
+            CacheKey::new(Some("team_a"), "m", &request("hi")).unwrap()
+        );
+        assert_ne!(
+            CacheKey::new(Some("team_a"), "m", &request("hi")).unwrap(),
+            CacheKey::new(Some("team_b"), "m", &request("hi")).unwrap(),
+            "one tenant's cached answers never reach another"
+        );
+        assert_ne!(a, CacheKey::new(None, "m", &request("hi!")).unwrap());
         let mut r = request("hi");
         r.max_tokens = Some(5);
-        assert_ne!(a, CacheKey::new("m", &r).unwrap());
+        assert_ne!(a, CacheKey::new(None, "m", &r).unwrap());
         let mut r = request("hi");
         r.user = Some("alice".into());
         r.model = "different-upstream-name".into();
         assert_eq!(
             a,
-            CacheKey::new("m", &r).unwrap(),
+            CacheKey::new(None, "m", &r).unwrap(),
             "user and upstream model are not part of it"
         );
     }
@@ -542,7 +555,7 @@ mod tests {
         a.tools.push(tool(r#"{"type":"object","properties":{}}"#));
         let mut b = request("hi");
         b.tools.push(tool(r#"{"properties":{},"type":"object"}"#));
-        assert_eq!(CacheKey::new("m", &a), CacheKey::new("m", &b));
+        assert_eq!(CacheKey::new(None, "m", &a), CacheKey::new(None, "m", &b));
 
         let format = |schema: &str| ResponseFormat::JsonSchema {
             name: "s".into(),
@@ -551,14 +564,16 @@ mod tests {
         };
         a.response_format = Some(format(r#"{"type":"object","required":["x"]}"#));
         b.response_format = Some(format(r#"{"required":["x"],"type":"object"}"#));
-        assert_eq!(CacheKey::new("m", &a), CacheKey::new("m", &b));
+        assert_eq!(CacheKey::new(None, "m", &a), CacheKey::new(None, "m", &b));
         b.response_format = Some(format(r#"{"required":["y"],"type":"object"}"#));
-        assert_ne!(CacheKey::new("m", &a), CacheKey::new("m", &b));
+        assert_ne!(CacheKey::new(None, "m", &a), CacheKey::new(None, "m", &b));
     }
 
     #[test]
     fn redis_keys_are_prefixed_hex() {
-        let k = CacheKey::new("m", &request("hi")).unwrap().redis_key();
+        let k = CacheKey::new(None, "m", &request("hi"))
+            .unwrap()
+            .redis_key();
         assert!(k.starts_with(REDIS_PREFIX));
         assert_eq!(k.len(), REDIS_PREFIX.len() + 64);
         assert!(

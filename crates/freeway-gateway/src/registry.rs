@@ -91,6 +91,8 @@ pub struct RequestOptions {
     /// A tier of an `auto` route named by the client (`x-freeway-tier`).
     pub tier: Option<String>,
     pub cache: CacheMode,
+    /// Whose cache entries these are (the tenant): answers are never shared across partitions.
+    pub partition: Option<String>,
 }
 
 pub(crate) struct ProviderEntry {
@@ -661,7 +663,7 @@ impl Gateway {
         if !(deterministic || plan.route_cache == Some(true) || options.cache == CacheMode::Use) {
             return Lookup::Skip;
         }
-        let Some(key) = CacheKey::new(model, request) else {
+        let Some(key) = CacheKey::new(options.partition.as_deref(), model, request) else {
             return Lookup::Skip;
         };
         if options.cache == CacheMode::Refresh {

@@ -42,6 +42,10 @@ pub struct ApiError {
     /// Extra members of the error object (e.g. the exec policy `rule` and `reason`); boxed,
     /// because errors travel in every `Result` of the request path and most have none.
     pub details: Option<Box<serde_json::Map<String, serde_json::Value>>>,
+    /// Replaces the error `type` the category implies (`budget_exceeded`…).
+    pub kind: Option<&'static str>,
+    /// Extra response headers (`x-ratelimit-*` on a 429).
+    pub headers: Option<Box<axum::http::HeaderMap>>,
 }
 
 impl ApiError {
@@ -54,6 +58,8 @@ impl ApiError {
             code: None,
             retry_after: None,
             details: None,
+            kind: None,
+            headers: None,
         }
     }
 
@@ -84,6 +90,22 @@ impl ApiError {
         self
     }
 
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
+    }
+
+    /// Something on this machine failed (logged; the message is safe to show).
+    pub fn internal(message: impl Into<String>) -> Self {
+        let message = message.into();
+        tracing::error!(%message, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Category::Internal,
+            message,
+        )
+    }
+
     pub fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
@@ -104,7 +126,7 @@ impl ApiError {
 
     /// An OpenAI error body.
     pub fn openai(self) -> Response {
-        let kind = match self.category {
+        let kind = self.kind.unwrap_or(match self.category {
             Category::InvalidRequest | Category::NotFound | Category::TooLarge => {
                 "invalid_request_error"
             }
@@ -117,7 +139,7 @@ impl ApiError {
             | Category::Timeout
             | Category::Unavailable
             | Category::Internal => "server_error",
-        };
+        });
         let mut error = serde_json::Map::new();
         error.insert("message".into(), self.message.clone().into());
         error.insert("type".into(), kind.into());
@@ -133,7 +155,10 @@ impl ApiError {
     pub fn anthropic(self) -> Response {
         let body = json!({
             "type": "error",
-            "error": { "type": self.anthropic_type(), "message": self.message },
+            "error": {
+                "type": self.kind.unwrap_or(self.anthropic_type()),
+                "message": self.message,
+            },
         });
         self.respond(body)
     }
@@ -154,6 +179,9 @@ impl ApiError {
 
     fn respond(self, body: serde_json::Value) -> Response {
         let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(extra) = self.headers {
+            response.headers_mut().extend(*extra);
+        }
         if let Some(after) = self.retry_after {
             let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
@@ -195,6 +223,8 @@ impl From<ProviderError> for ApiError {
             code: Some(code),
             retry_after: e.retry_after(),
             details: None,
+            kind: None,
+            headers: None,
         }
     }
 }

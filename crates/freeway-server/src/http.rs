@@ -12,12 +12,14 @@ use serde::de::DeserializeOwned;
 
 use crate::AppState;
 use crate::error::{ApiError, Category};
+use crate::tenancy::Caller;
 
-/// Checks the master key, if one is set. Keys come as `Authorization: Bearer` or `x-api-key`.
-pub fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(expected) = &state.master_key else {
-        return Ok(());
-    };
+/// Who is calling. Keys come as `Authorization: Bearer` or `x-api-key`:
+/// - the master key is [`Caller::Master`];
+/// - a virtual key (`fw-…`) is its key and team, or a 401 when it is unknown, revoked or expired;
+/// - with no master key configured (loopback only), anything else is [`Caller::Open`];
+///   with one, it is a 401.
+pub async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -25,12 +27,28 @@ pub fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> 
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
-    match given {
-        Some(key) if constant_time_eq(key.trim().as_bytes(), expected.expose().as_bytes()) => {
-            Ok(())
-        }
-        _ => Err(ApiError::unauthorized()),
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .map(str::trim)
+        .filter(|k| !k.is_empty());
+    if let (Some(key), Some(master)) = (given, &state.master_key)
+        && constant_time_eq(key.as_bytes(), master.expose().as_bytes())
+    {
+        return Ok(Caller::Master);
+    }
+    if let (Some(key), Some(tenancy)) = (given, &state.tenancy)
+        && key.starts_with(freeway_store::KEY_PREFIX)
+    {
+        return match tenancy.authenticate(key).await? {
+            Some(principal) => Ok(Caller::Key(principal)),
+            None => {
+                Err(ApiError::unauthorized()
+                    .with_message("This key is unknown, revoked or expired."))
+            }
+        };
+    }
+    match state.master_key {
+        None => Ok(Caller::Open),
+        Some(_) => Err(ApiError::unauthorized()),
     }
 }
 

@@ -6,6 +6,7 @@
 //! (`/admin/routes`, `/metrics`). This crate owns routing, authentication,
 //! body limits and SSE framing; it does not know provider wire formats.
 
+pub mod admin;
 mod anthropic;
 mod encode;
 mod error;
@@ -13,6 +14,7 @@ pub mod exec;
 mod http;
 mod openai;
 pub mod ops;
+pub mod tenancy;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +39,8 @@ pub struct AppState {
     pub started: u64,
     /// The sandbox behind `/v1/exec` (or why there is none).
     pub exec: exec::ExecState,
+    /// Teams, keys, limits and the ledger; `None` runs without a store (master key only).
+    pub tenancy: Option<Arc<tenancy::Tenancy>>,
 }
 
 impl AppState {
@@ -50,6 +54,7 @@ impl AppState {
             exec: exec::ExecState::unavailable(
                 "no sandbox is configured for this server: /v1/exec is off",
             ),
+            tenancy: None,
         }
     }
 }
@@ -74,13 +79,30 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/exec", post(exec::exec))
         .route("/v1/exec/languages", get(exec::languages))
         .route("/admin/routes", get(ops::routes))
+        .route(
+            "/admin/teams",
+            post(admin::create_team).get(admin::list_teams),
+        )
+        .route(
+            "/admin/teams/{id}",
+            get(admin::get_team).patch(admin::update_team),
+        )
+        .route("/admin/keys", post(admin::create_key).get(admin::list_keys))
+        .route(
+            "/admin/keys/{id}",
+            get(admin::get_key)
+                .patch(admin::update_key)
+                .delete(admin::revoke_key),
+        )
+        .route("/admin/keys/{id}/rotate", post(admin::rotate_key))
+        .route("/admin/usage", get(admin::usage))
+        .route("/admin/audit", get(admin::audit))
+        .route("/admin/audit/verify", get(admin::verify_audit))
+        .route("/v1/estimate", post(openai::estimate))
         .route("/metrics", get(ops::metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/openapi.json", get(openapi))
-        .route(
-            "/readyz",
-            get(|| async { axum::Json(serde_json::json!({ "status": "ready" })) }),
-        )
+        .route("/readyz", get(ops::ready))
         .fallback(|| async { http::not_found_route().openai() })
         .method_not_allowed_fallback(|| async {
             http::method_not_allowed().openai().into_response()

@@ -14,11 +14,38 @@ use freeway_gateway::{CircuitState, Gateway, RouteSnapshot};
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::error::ApiError;
 use crate::http::authorize;
+
+/// The master key, or an admin key.
+async fn operator(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    crate::admin::require_operator(&authorize(state, headers).await?)
+}
+
+/// `GET /readyz`: ready when the store answers (if there is one).
+pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let store = match &state.tenancy {
+        Some(t) => match t.store.ping().await {
+            Ok(()) => "ok",
+            Err(e) => {
+                tracing::warn!(error = %e, "readiness: the store does not answer");
+                return (
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    axum::Json(
+                        serde_json::json!({ "status": "unavailable", "store": "unreachable" }),
+                    ),
+                )
+                    .into_response();
+            }
+        },
+        None => "none",
+    };
+    axum::Json(serde_json::json!({ "status": "ready", "store": store })).into_response()
+}
 
 /// `GET /admin/routes`.
 pub async fn routes(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Err(e) = authorize(&state, &headers) {
+    if let Err(e) = operator(&state, &headers).await {
         return e.openai();
     }
     axum::Json(routes_document(&state.gateway)).into_response()
@@ -77,7 +104,7 @@ pub fn route_json(r: &RouteSnapshot) -> Value {
 
 /// `GET /metrics`.
 pub async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Err(e) = authorize(&state, &headers) {
+    if let Err(e) = operator(&state, &headers).await {
         return e.openai();
     }
     let mut response = render_metrics(&state.gateway).into_response();

@@ -5,3 +5,4 @@ mod exec;
 mod fuzz;
 mod openapi;
 mod streaming;
+mod tenancy;

@@ -22,10 +22,10 @@ use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 
 pub use audit::{AuditEntry, AuditEvent, AuditQuery, Verification};
-pub use keys::{KeyUpdate, NewKey, hash_secret};
+pub use keys::{KEY_PREFIX, KeyUpdate, NewKey, hash_secret};
 pub use model::{ApiKey, Limits, Period, Principal, Role, Team};
 pub use teams::{NewTeam, TeamUpdate};
-pub use time::{date_of_day, now_ms, period_end_ms, period_start_ms};
+pub use time::{date_of_day, day_of_date, now_ms, period_end_ms, period_start_ms};
 pub use usage::{GroupBy, SpendOwner, UsageQuery, UsageRecord, UsageRow};
 
 /// Whose rows a call may see or change.

@@ -41,6 +41,20 @@ pub fn date_of_day(day: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// The day number of a `YYYY-MM-DD` date, if it is one.
+pub fn day_of_date(date: &str) -> Option<i64> {
+    let mut parts = date.trim().splitn(3, '-');
+    let y: i64 = parts.next()?.parse().ok()?;
+    let m: u32 = parts.next()?.parse().ok()?;
+    let d: u32 = parts.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let day = days_from_civil(y, m, d);
+    // 2026-02-31 would roll over into March: refuse it.
+    (civil_from_days(day) == (y, m, d)).then_some(day)
+}
+
 /// Howard Hinnant's `civil_from_days`: proleptic Gregorian (year, month, day).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -80,6 +94,9 @@ mod tests {
         }
         assert_eq!(date_of_day(0), "1970-01-01");
         assert_eq!(date_of_day(AT / DAY_MS), "2026-12-01");
+        assert_eq!(day_of_date("2026-12-01"), Some(AT / DAY_MS));
+        assert_eq!(day_of_date("2026-02-31"), None);
+        assert_eq!(day_of_date("yesterday"), None);
     }
 
     #[test]

@@ -17,7 +17,8 @@ use crate::error::ApiError;
 use crate::http::{
     authorize, json_response, parse_json, read_body, request_options, served_headers, sse_response,
 };
-use crate::{AppState, encode};
+use crate::{AppState, encode, tenancy};
+use freeway_gateway::CacheStatus;
 
 pub async fn messages(
     State(state): State<Arc<AppState>>,
@@ -35,28 +36,54 @@ async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
-    let options = request_options(&headers)?;
+    let caller = authorize(&state, &headers).await?;
+    let mut options = request_options(&headers)?;
     let bytes = read_body(body, &headers, state.max_body_bytes).await?;
     let wire: MessagesRequest = parse_json(&bytes)?;
-    drop(bytes);
     let model = wire.model.clone();
     let stream = wire.stream;
     let request = wire.into_chat()?;
+    let gate = tenancy::gate(&state, &caller, "messages", &model, bytes, &mut options).await?;
     let id = freeway_types::random_id("msg_");
 
     if !stream {
-        let served = state
+        let served = match state
             .gateway
-            .complete_with(&model, request, &options)
-            .await?;
+            .complete_with(&gate.model, request, &options)
+            .await
+        {
+            Ok(served) => served,
+            Err(e) => return Err(gate.fail(e.into())),
+        };
         let body = response::message(&id, &model, &served.value);
-        return Ok(json_response(body, served_headers(&served)));
+        let mut headers = served_headers(&served);
+        headers.extend(gate.headers);
+        if let Some(mut meter) = gate.meter {
+            meter.served_by(&served.target, served.cache == Some(CacheStatus::Hit));
+            let out = tenancy::output_bytes(&served.value);
+            meter.finish(200, Some(served.value.usage), out);
+        }
+        return Ok(json_response(body, headers));
     }
-    let served = state.gateway.stream_with(&model, request, &options).await?;
-    let headers = served_headers(&served);
+    let served = match state
+        .gateway
+        .stream_with(&gate.model, request, &options)
+        .await
+    {
+        Ok(served) => served,
+        Err(e) => return Err(gate.fail(e.into())),
+    };
+    let mut headers = served_headers(&served);
+    headers.extend(gate.headers);
+    let events = match gate.meter {
+        Some(mut meter) => {
+            meter.served_by(&served.target, served.cache == Some(CacheStatus::Hit));
+            Box::pin(tenancy::Metered::new(served.value, meter))
+        }
+        None => served.value,
+    };
     Ok(sse_response(
-        encode::frames(served.value, EventEncoder::new(id, model)),
+        encode::frames(events, EventEncoder::new(id, model)),
         state.keep_alive,
         headers,
     ))

@@ -196,7 +196,7 @@ pub async fn exec(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
 }
 
 async fn run(state: Arc<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers).await?.require_tools()?;
     let sandbox = Arc::clone(state.exec.sandbox()?);
     let bytes = read_body(body, &headers, state.max_body_bytes).await?;
     let wire: WireExecRequest = parse_json(&bytes)?;
@@ -328,7 +328,7 @@ fn error_json(err: &ApiError) -> serde_json::Value {
 
 /// `GET /v1/exec/languages`: every supported language and whether this host can run it.
 pub async fn languages(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Err(e) = authorize(&state, &headers) {
+    if let Err(e) = authorize(&state, &headers).await {
         return e.openai();
     }
     let data: Vec<_> = freeway_sandbox::languages()

@@ -11,9 +11,9 @@ use freeway_types::{EmbeddingInput, EmbeddingRequest};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::AppState;
 use crate::error::ApiError;
 use crate::http::{authorize, json_response, parse_json, read_body, served_headers};
+use crate::{AppState, tenancy};
 
 #[derive(Deserialize)]
 struct WireRequest {
@@ -85,7 +85,7 @@ fn tokens(value: &Value) -> Result<Vec<u32>, ApiError> {
 }
 
 async fn embed(state: Arc<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
+    let caller = authorize(&state, &headers).await?;
     let bytes = read_body(body, &headers, state.max_body_bytes).await?;
     let wire: WireRequest = parse_json(&bytes)?;
     let base64 = match wire.encoding_format.as_deref() {
@@ -104,7 +104,25 @@ async fn embed(state: Arc<AppState>, headers: HeaderMap, body: Body) -> Result<R
         dimensions: wire.dimensions,
         user: wire.user,
     };
-    let served = state.gateway.embed(&wire.model, request).await?;
+    let mut options = freeway_gateway::RequestOptions::default();
+    let gate = tenancy::gate(
+        &state,
+        &caller,
+        "embeddings",
+        &wire.model,
+        bytes,
+        &mut options,
+    )
+    .await?;
+    let served = match state.gateway.embed(&gate.model, request).await {
+        Ok(served) => served,
+        Err(e) => return Err(gate.fail(e.into())),
+    };
+    let extra = gate.headers;
+    if let Some(mut meter) = gate.meter {
+        meter.served_by(&served.target, false);
+        meter.finish(200, Some(served.value.usage), 0);
+    }
     let data: Vec<Value> = served
         .value
         .embeddings
@@ -128,5 +146,7 @@ async fn embed(state: Arc<AppState>, headers: HeaderMap, body: Body) -> Result<R
         "model": wire.model,
         "usage": { "prompt_tokens": usage.input_tokens, "total_tokens": usage.input_tokens },
     });
-    Ok(json_response(body, served_headers(&served)))
+    let mut headers = served_headers(&served);
+    headers.extend(extra);
+    Ok(json_response(body, headers))
 }

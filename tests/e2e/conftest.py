@@ -80,6 +80,9 @@ master_key = "${{E2E_MASTER_KEY}}"
 max_body_bytes = 65536
 keep_alive_secs = 0.2
 
+[storage]
+url = "sqlite://{tmp}/freeway.db"
+
 [[providers]]
 name = "openai"
 protocol = "openai"

@@ -13,7 +13,8 @@ from conftest import FREEWAY_BIN, free_port, wait_ready
 @pytest.fixture(scope="module")
 def local_client(tmp_path_factory):
     port = free_port()
-    env = dict(os.environ, FREEWAY_LOG="warn", NO_COLOR="1")
+    store = tmp_path_factory.mktemp("local") / "freeway.db"
+    env = dict(os.environ, FREEWAY_LOG="warn", NO_COLOR="1", FREEWAY_STORAGE_URL=f"sqlite://{store}")
     env.pop("FREEWAY_CONFIG", None)
     proc = subprocess.Popen([FREEWAY_BIN, "serve", "--listen", f"127.0.0.1:{port}"], env=env, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"

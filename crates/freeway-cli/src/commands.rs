@@ -141,7 +141,20 @@ async fn tenancy(config: &Config) -> anyhow::Result<Tenancy> {
         limits = limiter.backend_name(),
         "store open"
     );
-    Ok(Tenancy::new(store, limiter, prices))
+    let mut tenancy = Tenancy::new(store, limiter, prices);
+    if let Some(jwt) = &config.server.jwt {
+        let jwks = match &jwt.jwks_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("auth.jwt.jwks_file: cannot read {}", path.display()))?,
+            ),
+            None => None,
+        };
+        let verifier = freeway_server::jwt::JwtVerifier::new(jwt, jwks.as_deref())
+            .map_err(anyhow::Error::msg)?;
+        tenancy = tenancy.with_jwt(verifier);
+    }
+    Ok(tenancy)
 }
 
 async fn wait_for_signal() {

@@ -17,7 +17,7 @@ pub use error::{ConfigError, ConfigErrors};
 pub use load::{Source, load, load_str};
 pub use runtime::{
     AgentConfig, Approval, BreakerSettings, CLASSIFIER_FEATURES, CacheSettings, ClassifierConfig,
-    Config, DEFAULT_LISTEN, LOCAL_MODEL, LOCAL_PROVIDER, PriceOverride, ProviderConfig,
+    Config, DEFAULT_LISTEN, JwtConfig, LOCAL_MODEL, LOCAL_PROVIDER, PriceOverride, ProviderConfig,
     ProviderKind, RouteConfig, RoutingSettings, SandboxLevel, SandboxSettings, ServerConfig,
     Strategy, TelemetryConfig, TierConfig,
 };

@@ -10,7 +10,7 @@ use freeway_providers::openai::{Preset, Quirks};
 use freeway_providers::{Auth, HttpSettings, Secret, Timeouts};
 
 use crate::error::{ConfigError, ConfigErrors, line_col, suggest};
-use crate::raw::{RawAgent, RawConfig, RawProvider, S};
+use crate::raw::{RawAgent, RawAuth, RawConfig, RawProvider, S};
 use crate::runtime::*;
 
 mod routes;
@@ -272,7 +272,8 @@ impl Cx<'_> {
     }
 
     fn validate(&mut self, raw: RawConfig, source: &Source) -> Config {
-        let server = self.server(&raw);
+        let mut server = self.server(&raw);
+        server.jwt = self.jwt(&raw.auth, source.file.as_deref().and_then(Path::parent));
         let storage_url = match &raw.storage.url {
             Some(url) => self.resolve(url, "storage.url").unwrap_or_default(),
             None => format!(
@@ -440,7 +441,66 @@ impl Cx<'_> {
             master_key,
             max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
             keep_alive,
+            jwt: None,
         }
+    }
+
+    /// `[auth.jwt]`; a relative `jwks_file` is relative to the configuration file.
+    fn jwt(&mut self, auth: &RawAuth, base: Option<&Path>) -> Option<JwtConfig> {
+        let raw = auth.jwt.as_ref()?;
+        let span = raw.span();
+        let j = raw.get_ref();
+        let secret = j
+            .secret
+            .as_ref()
+            .and_then(|s| self.resolve(s, "auth.jwt.secret"))
+            .filter(|s| !s.is_empty());
+        if secret.as_ref().is_some_and(|s| s.len() < 32) {
+            let span = j.secret.as_ref().map_or(span.clone(), |s| s.span());
+            self.error(
+                span,
+                "auth.jwt.secret",
+                "an HS256 secret must be at least 32 bytes (256 bits)",
+            );
+        }
+        let jwks_file = j.jwks_file.as_ref().map(|f| {
+            let path = PathBuf::from(f.get_ref());
+            match base {
+                Some(dir) if path.is_relative() => dir.join(path),
+                _ => path,
+            }
+        });
+        if secret.is_none() && jwks_file.is_none() {
+            self.error(
+                span.clone(),
+                "auth.jwt",
+                "set `secret` (HS256) or `jwks_file` (RS256), or remove [auth.jwt]",
+            );
+        }
+        let text = |cx: &mut Self, v: &Option<S<String>>, key: &str| {
+            v.as_ref().and_then(|v| cx.resolve(v, key))
+        };
+        let default_role = text(self, &j.default_role, "auth.jwt.default_role")
+            .unwrap_or_else(|| "developer".to_owned());
+        if !["admin", "developer", "viewer"].contains(&default_role.as_str()) {
+            let span = j.default_role.as_ref().map_or(span.clone(), |s| s.span());
+            self.error(
+                span,
+                "auth.jwt.default_role",
+                format!("`{default_role}` is not a role; expected admin, developer or viewer"),
+            );
+        }
+        Some(JwtConfig {
+            secret: secret.map(Secret::new),
+            jwks_file,
+            issuer: text(self, &j.issuer, "auth.jwt.issuer"),
+            audience: text(self, &j.audience, "auth.jwt.audience"),
+            team_claim: text(self, &j.team_claim, "auth.jwt.team_claim")
+                .unwrap_or_else(|| "team".to_owned()),
+            role_claim: text(self, &j.role_claim, "auth.jwt.role_claim")
+                .unwrap_or_else(|| "role".to_owned()),
+            default_role,
+        })
     }
 
     fn seconds(&mut self, value: Option<&S<f64>>, key: &str, default: f64) -> Duration {

@@ -21,6 +21,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub routing: RawRouting,
     #[serde(default)]
+    pub auth: RawAuth,
+    #[serde(default)]
     pub limits: RawRateLimits,
     #[serde(default)]
     pub prices: Vec<RawPrice>,
@@ -60,6 +62,31 @@ pub(crate) struct RawCache {
     pub url: Option<S<String>>,
     pub ttl_secs: Option<S<f64>>,
     pub max_bytes: Option<S<u64>>,
+}
+
+/// `[auth]`: ways to authenticate besides the master key and virtual keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAuth {
+    pub jwt: Option<S<RawJwt>>,
+}
+
+/// `[auth.jwt]`: bearer JWTs from an SSO proxy, claims mapped to a team and a role.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawJwt {
+    /// HS256: the shared secret (use `${ENV}`).
+    pub secret: Option<S<String>>,
+    /// RS256: a JWKS file with the public keys (matched by `kid`).
+    pub jwks_file: Option<S<String>>,
+    pub issuer: Option<S<String>>,
+    pub audience: Option<S<String>>,
+    /// The claim naming the team (its id or name); default `team`.
+    pub team_claim: Option<S<String>>,
+    /// The claim naming the role; default `role`.
+    pub role_claim: Option<S<String>>,
+    /// The role when the token has no role claim; default `developer`.
+    pub default_role: Option<S<String>>,
 }
 
 /// `[limits]`: where rate-limit and budget counters live.

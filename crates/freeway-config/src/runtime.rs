@@ -44,6 +44,23 @@ pub struct ServerConfig {
     pub master_key: Option<Secret>,
     pub max_body_bytes: usize,
     pub keep_alive: Duration,
+    /// `[auth.jwt]`, when set.
+    pub jwt: Option<JwtConfig>,
+}
+
+/// How bearer JWTs are checked and what their claims mean.
+#[derive(Debug, Clone)]
+pub struct JwtConfig {
+    /// HS256 secret.
+    pub secret: Option<Secret>,
+    /// RS256 public keys: the JWKS file's path.
+    pub jwks_file: Option<PathBuf>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub team_claim: String,
+    pub role_claim: String,
+    /// `admin`, `developer` or `viewer`.
+    pub default_role: String,
 }
 
 #[derive(Debug, Clone)]

@@ -690,3 +690,32 @@ fn prices_override_the_table_and_limits_pick_a_backend() {
     );
     assert!(text.contains("limits.url"), "{text}");
 }
+
+#[test]
+fn jwt_auth_needs_a_key_source_and_a_long_secret() {
+    let c = ok(
+        "[auth.jwt]\nsecret = \"${JWT}\"\naudience = \"freeway\"\n",
+        &[("JWT", "0123456789abcdef0123456789abcdef")],
+    );
+    let jwt = c.server.jwt.unwrap();
+    assert_eq!(
+        jwt.secret.unwrap().expose(),
+        "0123456789abcdef0123456789abcdef"
+    );
+    assert_eq!(
+        (jwt.team_claim.as_str(), jwt.role_claim.as_str()),
+        ("team", "role")
+    );
+    assert_eq!(jwt.default_role, "developer");
+    assert!(ok("", &[]).server.jwt.is_none());
+
+    let e = err("[auth.jwt]\nissuer = \"x\"\n", &[]).to_string();
+    assert!(e.contains("jwks_file"), "{e}");
+    let e = err(
+        "[auth.jwt]\nsecret = \"short\"\ndefault_role = \"owner\"\n",
+        &[],
+    )
+    .to_string();
+    assert!(e.contains("32 bytes") && e.contains(":2:"), "{e}");
+    assert!(e.contains("`owner` is not a role"), "{e}");
+}

@@ -17,6 +17,7 @@ use crate::tenancy::Caller;
 /// Who is calling. Keys come as `Authorization: Bearer` or `x-api-key`:
 /// - the master key is [`Caller::Master`];
 /// - a virtual key (`fw-…`) is its key and team, or a 401 when it is unknown, revoked or expired;
+/// - with `[auth.jwt]`, a bearer JWT is its claims' team and role, or a 401 saying why not;
 /// - with no master key configured (loopback only), anything else is [`Caller::Open`];
 ///   with one, it is a 401.
 pub async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
@@ -34,6 +35,12 @@ pub async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Caller, 
         && constant_time_eq(key.as_bytes(), master.expose().as_bytes())
     {
         return Ok(Caller::Master);
+    }
+    if let (Some(token), Some(tenancy)) = (given, &state.tenancy)
+        && tenancy.jwt.is_some()
+        && crate::jwt::JwtVerifier::looks_like_jwt(token)
+    {
+        return Ok(Caller::Key(tenancy.authenticate_jwt(token).await?));
     }
     if let (Some(key), Some(tenancy)) = (given, &state.tenancy)
         && key.starts_with(freeway_store::KEY_PREFIX)

@@ -12,6 +12,7 @@ mod encode;
 mod error;
 pub mod exec;
 mod http;
+pub mod jwt;
 mod openai;
 pub mod ops;
 pub mod tenancy;

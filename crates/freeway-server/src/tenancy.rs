@@ -129,6 +129,8 @@ pub struct Tenancy {
     pub prices: PriceTable,
     auth: moka::sync::Cache<String, Option<Arc<Principal>>>,
     ledger: mpsc::UnboundedSender<Message>,
+    /// `[auth.jwt]`: bearer JWTs accepted besides virtual keys.
+    pub jwt: Option<crate::jwt::JwtVerifier>,
 }
 
 impl Tenancy {
@@ -145,7 +147,57 @@ impl Tenancy {
                 .expire_after(AuthExpiry)
                 .build(),
             ledger,
+            jwt: None,
         }
+    }
+
+    pub fn with_jwt(mut self, verifier: crate::jwt::JwtVerifier) -> Self {
+        self.jwt = Some(verifier);
+        self
+    }
+
+    /// The principal behind a bearer JWT: its team from the store (by id or name), its role
+    /// and subject from the claims. No limits of its own; the team's apply.
+    pub async fn authenticate_jwt(&self, token: &str) -> Result<Arc<Principal>, ApiError> {
+        let unauthorized = |m: String| ApiError::unauthorized().with_message(m);
+        let Some(verifier) = &self.jwt else {
+            return Err(unauthorized(
+                "bearer JWTs are not accepted by this server".into(),
+            ));
+        };
+        let hash = hash_secret(token);
+        if let Some(Some(hit)) = self.auth.get(&hash) {
+            return Ok(hit);
+        }
+        let claims = verifier.verify(token).map_err(unauthorized)?;
+        let team = match self.store.team(Scope::All, &claims.team).await {
+            Ok(t) => t,
+            Err(freeway_store::StoreError::NotFound { .. }) => {
+                return Err(unauthorized(format!(
+                    "the token's team `{}` does not exist here; create it with POST /admin/teams",
+                    claims.team
+                )));
+            }
+            Err(e) => return Err(crate::admin::store_error(e)),
+        };
+        let principal = Arc::new(Principal {
+            key: freeway_store::ApiKey {
+                id: format!("jwt:{}", claims.subject),
+                team_id: team.id.clone(),
+                name: Some(claims.subject),
+                role: claims.role,
+                prefix: "jwt".to_owned(),
+                models: None,
+                limits: freeway_store::Limits::default(),
+                created_at: 0,
+                rotated_at: None,
+                expires_at: Some(claims.expires * 1000),
+                revoked_at: None,
+            },
+            team,
+        });
+        self.auth.insert(hash, Some(principal.clone()));
+        Ok(principal)
     }
 
     /// The principal behind a secret: from the cache, else one indexed lookup.

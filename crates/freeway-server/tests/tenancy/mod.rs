@@ -32,6 +32,10 @@ impl Drop for Dir {
 }
 
 async fn app() -> App {
+    app_with(None).await
+}
+
+async fn app_with(jwt: Option<freeway_server::jwt::JwtVerifier>) -> App {
     let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let up = format!("http://{}", upstream.local_addr().unwrap());
     tokio::spawn(freeway_testkit::behavior::serve(
@@ -89,11 +93,11 @@ async fn app() -> App {
             },
         ),
     ]);
-    let tenancy = Arc::new(Tenancy::new(
-        store.clone(),
-        Limiter::memory(Some(store)),
-        prices,
-    ));
+    let mut tenancy = Tenancy::new(store.clone(), Limiter::memory(Some(store)), prices);
+    if let Some(jwt) = jwt {
+        tenancy = tenancy.with_jwt(jwt);
+    }
+    let tenancy = Arc::new(tenancy);
     let mut state = AppState::new(Arc::new(gateway), Some(Secret::new(MASTER.to_owned())));
     state.tenancy = Some(tenancy.clone());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -623,5 +627,135 @@ async fn estimates_count_tokens_and_price_them() {
         (max_total - (input * 1e-6 + 1000.0 * 2e-6)).abs() < 1e-9,
         "{}",
         a.body
+    );
+}
+
+const HS_SECRET: &str = "a-shared-secret-of-at-least-32-bytes!";
+
+fn jwt_config() -> freeway_config::JwtConfig {
+    freeway_config::JwtConfig {
+        secret: Some(Secret::new(HS_SECRET.to_owned())),
+        jwks_file: None,
+        issuer: Some("https://sso.test".into()),
+        audience: Some("freeway".into()),
+        team_claim: "team".into(),
+        role_claim: "role".into(),
+        default_role: "developer".into(),
+    }
+}
+
+fn token(alg: jsonwebtoken::Algorithm, key: &jsonwebtoken::EncodingKey, claims: Value) -> String {
+    let mut header = jsonwebtoken::Header::new(alg);
+    if alg == jsonwebtoken::Algorithm::RS256 {
+        header.kid = Some("test-1".into());
+    }
+    jsonwebtoken::encode(&header, &claims, key).unwrap()
+}
+
+fn claims(team: &str, role: Option<&str>, exp_in: i64) -> Value {
+    let now = freeway_store::now_ms() / 1000;
+    let mut c = json!({ "sub": "alice", "team": team, "iss": "https://sso.test", "aud": "freeway", "exp": now + exp_in });
+    if let Some(role) = role {
+        c["role"] = json!(role);
+    }
+    c
+}
+
+#[tokio::test]
+async fn sso_tokens_map_claims_to_a_team_and_role() {
+    let verifier = freeway_server::jwt::JwtVerifier::new(&jwt_config(), None).unwrap();
+    let app = app_with(Some(verifier)).await;
+    app.team(json!({ "name": "alpha" })).await;
+    let key = jsonwebtoken::EncodingKey::from_secret(HS_SECRET.as_bytes());
+    let hs = jsonwebtoken::Algorithm::HS256;
+
+    let admin = token(hs, &key, claims("alpha", Some("admin"), 600));
+    assert_eq!(
+        app.call("GET", "/admin/keys", Some(&admin), None)
+            .await
+            .status,
+        200
+    );
+    let developer = token(hs, &key, claims("alpha", None, 600));
+    assert_eq!(
+        app.call("GET", "/admin/keys", Some(&developer), None)
+            .await
+            .status,
+        403
+    );
+    assert_eq!(app.chat(&developer, "up/big").await.status, 200);
+    app.tenancy.flush().await;
+    let usage = app
+        .call("GET", "/admin/usage?group_by=key", Some(MASTER), None)
+        .await;
+    assert_eq!(usage.body["data"][0]["group"], "jwt:alice");
+
+    let refused = |t: String, why: &'static str| {
+        let app = &app;
+        async move {
+            let a = app.chat(&t, "up/big").await;
+            assert_eq!(a.status, 401, "{}", a.body);
+            let message = a.body["error"]["message"].as_str().unwrap().to_owned();
+            assert!(message.contains(why), "{message}");
+        }
+    };
+    refused(
+        token(hs, &key, claims("alpha", None, -600)),
+        "ExpiredSignature",
+    )
+    .await;
+    refused(
+        token(hs, &key, claims("nobody", None, 600)),
+        "`nobody` does not exist",
+    )
+    .await;
+    refused(
+        token(hs, &key, claims("alpha", Some("owner"), 600)),
+        "`owner`",
+    )
+    .await;
+    let other = jsonwebtoken::EncodingKey::from_secret(b"another-secret-of-at-least-32-bytes!!");
+    refused(
+        token(hs, &other, claims("alpha", None, 600)),
+        "InvalidSignature",
+    )
+    .await;
+    let mut wrong_aud = claims("alpha", None, 600);
+    wrong_aud["aud"] = json!("someone-else");
+    refused(token(hs, &key, wrong_aud), "InvalidAudience").await;
+}
+
+#[tokio::test]
+async fn rs256_tokens_are_checked_against_the_jwks_file() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tenancy");
+    let jwks = std::fs::read_to_string(dir.join("test-jwks.json")).unwrap();
+    let config = freeway_config::JwtConfig {
+        secret: None,
+        ..jwt_config()
+    };
+    let verifier = freeway_server::jwt::JwtVerifier::new(&config, Some(&jwks)).unwrap();
+    let app = app_with(Some(verifier)).await;
+    app.team(json!({ "name": "alpha" })).await;
+    let pem = std::fs::read(dir.join("test-rsa.pem")).unwrap();
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap();
+    let good = token(
+        jsonwebtoken::Algorithm::RS256,
+        &key,
+        claims("alpha", None, 600),
+    );
+    assert_eq!(app.chat(&good, "up/big").await.status, 200);
+    // HS256 is off when only a JWKS is configured: a token signed with a guessed secret fails.
+    let hs = token(
+        jsonwebtoken::Algorithm::HS256,
+        &jsonwebtoken::EncodingKey::from_secret(b"guess"),
+        claims("alpha", None, 600),
+    );
+    let a = app.chat(&hs, "up/big").await;
+    assert_eq!(a.status, 401);
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("HS256")
     );
 }

@@ -4,7 +4,13 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod admin;
 mod exec;
+pub use admin::{
+    AdminCommand, AuditAction, AuditArgs, AuditExportArgs, AuditListArgs, Connection, GroupBy,
+    KeyCreateArgs, KeyField, KeyListArgs, KeyUpdateArgs, KeysAction, KeysArgs, LimitArgs,
+    ServerArgs, TeamField, TeamUpdateArgs, TeamsAction, TeamsArgs, UsageArgs,
+};
 pub use exec::{DoctorArgs, ExecArgs, IsolationArg};
 
 #[derive(Debug, Parser)]
@@ -25,17 +31,32 @@ configuration it serves the embedded local model on 127.0.0.1:4000.",
   freeway routes                              # live circuit state of a running server
   freeway exec -- python3 -c 'import nope'    # run sandboxed, diagnose the failure
   freeway doctor                              # what isolation this machine offers
+  freeway teams create research --budget-usd 200 --rpm 600
+  freeway keys create --team research --role developer   # prints the secret once
+  freeway usage --group-by team --since 2025-06-01
+  freeway audit verify                        # the admin audit log's hash chain is intact
 
 Environment:
   FREEWAY_CONFIG       the configuration file (same as --config)
   FREEWAY_LISTEN       the listen address; every setting has a FREEWAY_* override
   FREEWAY_MASTER_KEY   the admin key clients must send (unset: no auth, loopback only)
+  FREEWAY_URL          the server that routes, teams, keys, usage and audit ask
+  FREEWAY_ADMIN_KEY    the key teams, keys, usage and audit send (default: the master key)
   FREEWAY_LOG          log filter, e.g. `info`, `freeway=debug` (default: info)
   NO_COLOR             disable colored output"
 )]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: TopCommand,
+}
+
+/// Every subcommand: the server's own, then the clients of its `/admin` API.
+#[derive(Debug, Subcommand)]
+pub enum TopCommand {
+    #[command(flatten)]
+    Local(Command),
+    #[command(flatten)]
+    Admin(AdminCommand),
 }
 
 #[derive(Debug, Args, Clone)]

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use freeway_config::{Config, ConfigErrors, Source};
 use freeway_gateway::Gateway;
-use freeway_server::AppState;
-use freeway_types::Provider;
 use freeway_gateway::limits::Limiter;
 use freeway_gateway::pricing::{Price, PriceTable};
+use freeway_server::AppState;
 use freeway_server::tenancy::Tenancy;
 use freeway_store::Store;
+use freeway_types::Provider;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{CheckArgs, Command, ConfigCommand, ModelsAction, ModelsArgs, ServeArgs};
@@ -143,13 +143,13 @@ async fn tenancy(config: &Config) -> anyhow::Result<Tenancy> {
     );
     let mut tenancy = Tenancy::new(store, limiter, prices);
     if let Some(jwt) = &config.server.jwt {
-        let jwks = match &jwt.jwks_file {
-            Some(path) => Some(
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("auth.jwt.jwks_file: cannot read {}", path.display()))?,
-            ),
-            None => None,
-        };
+        let jwks =
+            match &jwt.jwks_file {
+                Some(path) => Some(std::fs::read_to_string(path).with_context(|| {
+                    format!("auth.jwt.jwks_file: cannot read {}", path.display())
+                })?),
+                None => None,
+            };
         let verifier = freeway_server::jwt::JwtVerifier::new(jwt, jwks.as_deref())
             .map_err(anyhow::Error::msg)?;
         tenancy = tenancy.with_jwt(verifier);

@@ -1,5 +1,6 @@
 //! The `freeway` binary.
 
+mod admin;
 mod cli;
 mod commands;
 mod doctor;
@@ -24,7 +25,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::run(cli.command)) {
+    let run = async {
+        match cli.command {
+            cli::TopCommand::Local(command) => commands::run(command).await,
+            cli::TopCommand::Admin(command) => admin::run(command).await,
+        }
+    };
+    match runtime.block_on(run) {
         Ok(code) => code,
         Err(e) => {
             output::error(&format!("{e:#}"));

@@ -130,6 +130,24 @@ impl LimitFields {
     }
 }
 
+/// An `on_exceed = "route:<name>"` must name a model or route this server answers to, or the
+/// downgrade would fail only once the budget is spent.
+fn check_downgrade(state: &AppState, on_exceed: &Option<Option<String>>) -> Result<(), ApiError> {
+    let Some(Some(action)) = on_exceed else {
+        return Ok(());
+    };
+    let Some(route) = action.strip_prefix("route:") else {
+        // The store explains the expected shape.
+        return Ok(());
+    };
+    state.gateway.resolve(route).map(|_| ()).map_err(|_| {
+        ApiError::invalid(
+            "on_exceed",
+            format!("`{route}` is not a route or model this server answers to"),
+        )
+    })
+}
+
 fn secs(ms: i64) -> i64 {
     ms.div_euclid(1000)
 }
@@ -204,6 +222,7 @@ pub async fn create_team(
             let tenancy = tenancy(&state)?;
             let bytes = read_body(body, &headers, state.max_body_bytes).await?;
             let wire: TeamBody = parse_json(&bytes)?;
+            check_downgrade(&state, &wire.limits.on_exceed)?;
             let name = wire
                 .name
                 .ok_or_else(|| ApiError::invalid("name", "a team needs a name"))?;
@@ -284,6 +303,7 @@ pub async fn update_team(
             let tenancy = tenancy(&state)?;
             let bytes = read_body(body, &headers, state.max_body_bytes).await?;
             let wire: TeamBody = parse_json(&bytes)?;
+            check_downgrade(&state, &wire.limits.on_exceed)?;
             let l = wire.limits;
             let update = TeamUpdate {
                 name: wire.name,
@@ -354,6 +374,7 @@ pub async fn create_key(
             let tenancy = tenancy(&state)?;
             let bytes = read_body(body, &headers, state.max_body_bytes).await?;
             let wire: KeyBody = parse_json(&bytes)?;
+            check_downgrade(&state, &wire.limits.on_exceed)?;
             let team = match (wire.team, scope.team()) {
                 (Some(t), _) => t,
                 // An admin key makes keys for its own team by default.
@@ -464,6 +485,7 @@ pub async fn update_key(
             let tenancy = tenancy(&state)?;
             let bytes = read_body(body, &headers, state.max_body_bytes).await?;
             let wire: KeyBody = parse_json(&bytes)?;
+            check_downgrade(&state, &wire.limits.on_exceed)?;
             if wire.team.is_some() {
                 return Err(ApiError::invalid(
                     "team",

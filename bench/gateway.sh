@@ -18,6 +18,10 @@ start_freeway <<TOML
 [server]
 master_key = "bench-key"
 
+# Every request writes its ledger row and audit entry here (batched, off the request path).
+[storage]
+url = "sqlite://$tmp/freeway.db"
+
 # The request is deterministic (temperature 0): without this, every request after the first
 # would be a cache hit and the upstream would not be measured (bench/routing.sh measures hits).
 [cache]

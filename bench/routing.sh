@@ -23,6 +23,10 @@ start_freeway <<TOML
 [server]
 master_key = "bench-key"
 
+# Every request writes its ledger row and audit entry here (batched, off the request path).
+[storage]
+url = "sqlite://$tmp/freeway.db"
+
 [cache]
 url = "memory"
 

@@ -1,7 +1,8 @@
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
-    reason = "test helpers may panic"
+    clippy::print_stderr,
+    reason = "test helpers may panic, and say when cleaning up failed"
 )]
 //! The store's suite, run against SQLite (a fresh file) and a real PostgreSQL server
 //! (a fresh database on `FREEWAY_TEST_POSTGRES`, default `postgres://postgres@127.0.0.1:5432`).

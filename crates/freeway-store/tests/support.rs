@@ -81,10 +81,13 @@ impl Fresh {
             let mut admin = sqlx::AnyConnection::connect(&format!("{base}/postgres"))
                 .await
                 .unwrap();
-            sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name}"))
+            // FORCE: a pooled connection may still be closing on the server's side.
+            if let Err(e) = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                 .execute(&mut admin)
                 .await
-                .unwrap();
+            {
+                eprintln!("could not drop the test database {name}: {e}");
+            }
         }
     }
 }

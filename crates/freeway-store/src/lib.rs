@@ -1,5 +1,6 @@
 //! Persistence behind one API, on SQLite (the embedded default) and PostgreSQL (what several
-//! instances share): teams, virtual keys, the usage ledger and the hash-chained audit log.
+//! instances share): teams, virtual keys, the usage ledger, the hash-chained audit log, and
+//! agent sessions with their append-only items.
 //!
 //! Every query is plain SQL text run through sqlx's `Any` driver, written once for both
 //! databases (`$1` placeholders, `BIGINT` columns, casts where PostgreSQL widens a type).
@@ -12,6 +13,7 @@ mod audit;
 mod keys;
 mod migrate;
 mod model;
+mod sessions;
 mod teams;
 mod time;
 mod usage;
@@ -24,6 +26,10 @@ use sqlx::any::AnyPoolOptions;
 pub use audit::{AuditEntry, AuditEvent, AuditQuery, Verification};
 pub use keys::{KEY_PREFIX, KeyUpdate, NewKey, hash_secret};
 pub use model::{ApiKey, Limits, Period, Principal, Role, Team};
+pub use sessions::{
+    NewItem, NewSession, Session, SessionChange, SessionItem, SessionQuery, SessionStatus,
+    SessionUsage,
+};
 pub use teams::{NewTeam, TeamUpdate};
 pub use time::{date_of_day, day_of_date, now_ms, period_end_ms, period_start_ms};
 pub use usage::{GroupBy, SpendOwner, UsageQuery, UsageRecord, UsageRow};

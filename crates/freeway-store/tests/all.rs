@@ -10,5 +10,6 @@
 
 mod audit;
 mod keys;
+mod sessions;
 mod support;
 mod usage;

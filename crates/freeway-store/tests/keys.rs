@@ -9,13 +9,15 @@ on_both!(migrations_apply_once_from_an_empty_database, |store| {
         .fetch_all(store.pool())
         .await
         .unwrap();
-    assert_eq!(rows.len(), 1);
+    assert_eq!(rows.len(), 2);
     for table in [
         "teams",
         "api_keys",
         "usage_ledger",
         "audit_log",
         "audit_head",
+        "sessions",
+        "session_items",
     ] {
         sqlx::query(&format!("SELECT COUNT(*) FROM {table}"))
             .fetch_one(store.pool())

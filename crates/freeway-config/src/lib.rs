@@ -19,5 +19,5 @@ pub use runtime::{
     AgentConfig, Approval, BreakerSettings, CLASSIFIER_FEATURES, CacheSettings, ClassifierConfig,
     Config, DEFAULT_LISTEN, JwtConfig, LOCAL_MODEL, LOCAL_PROVIDER, PriceOverride, ProviderConfig,
     ProviderKind, RouteConfig, RoutingSettings, SandboxLevel, SandboxSettings, ServerConfig,
-    Strategy, TelemetryConfig, TierConfig,
+    Strategy, TelemetryConfig, TierConfig, ToolConfig, ToolKindConfig,
 };

@@ -15,6 +15,7 @@ use crate::runtime::*;
 
 mod routes;
 mod sandbox;
+mod tools;
 
 const PROTOCOLS: [&str; 4] = ["openai", "anthropic", "gemini", "local"];
 const DEFAULT_MAX_BODY: u64 = 32 * 1024 * 1024;
@@ -335,17 +336,37 @@ impl Cx<'_> {
             None if embedded => Some(format!("{LOCAL_PROVIDER}/{LOCAL_MODEL}")),
             None => None,
         };
+        let tools = self.tools(&raw.tools);
         let mut agents = Vec::new();
         let mut agent_names = HashSet::new();
         for a in &raw.agents {
-            if let Some(a) = self.agent(
+            if let Some(agent) = self.agent(
                 a,
                 default_model.as_deref(),
                 &provider_names,
                 &route_names,
                 &mut agent_names,
             ) {
-                agents.push(a);
+                let known = |t: &str| {
+                    tools::BUILTIN_TOOLS.contains(&t) || tools.iter().any(|c| c.name == t)
+                };
+                let unknown = a
+                    .tools
+                    .iter()
+                    .flat_map(|list| list.get_ref())
+                    .find(|t| !known(t.get_ref()));
+                match unknown {
+                    Some(t) => self.error(
+                        t.span(),
+                        format!("agents.{}.tools", agent.name),
+                        format!(
+                            "no tool named `{}`; the built-in tools are {}, and [[tools]] adds more",
+                            t.get_ref(),
+                            tools::BUILTIN_TOOLS.join(", ")
+                        ),
+                    ),
+                    None => agents.push(agent),
+                }
             }
         }
         let sandbox = self.sandbox(
@@ -383,11 +404,6 @@ impl Cx<'_> {
         if telemetry.otlp_endpoint.is_some() {
             warnings.push("telemetry.otlp_endpoint is set, but trace export is not implemented yet: no traces will be sent".to_owned());
         }
-        if !agents.is_empty() {
-            warnings.push(
-                "[[agents]] are validated, but the agent runtime is not implemented yet".to_owned(),
-            );
-        }
         Config {
             file: source.file.clone(),
             server,
@@ -400,6 +416,7 @@ impl Cx<'_> {
             providers,
             routes,
             agents,
+            tools,
             telemetry,
             sandbox,
             warnings,
@@ -902,6 +919,27 @@ impl Cx<'_> {
                 return None;
             }
         };
+        let max_spend_usd = a.max_spend_usd.as_ref().map(|m| *m.get_ref());
+        if let Some(m) = &a.max_spend_usd
+            && !(m.get_ref().is_finite() && *m.get_ref() > 0.0)
+        {
+            self.error(
+                m.span(),
+                key("max_spend_usd"),
+                "must be a positive number of US dollars",
+            );
+            return None;
+        }
+        if let Some(c) = &a.context_window
+            && *c.get_ref() < 512
+        {
+            self.error(
+                c.span(),
+                key("context_window"),
+                "must be at least 512 tokens",
+            );
+            return None;
+        }
         Some(AgentConfig {
             name,
             model,
@@ -914,6 +952,8 @@ impl Cx<'_> {
             sandbox,
             approval,
             max_steps: a.max_steps.as_ref().map_or(50, |m| *m.get_ref()),
+            max_spend_usd,
+            context_window: a.context_window.as_ref().map(|c| *c.get_ref()),
         })
     }
 }

@@ -33,6 +33,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub agents: Vec<RawAgent>,
     #[serde(default)]
+    pub tools: Vec<RawTool>,
+    #[serde(default)]
     pub telemetry: RawTelemetry,
     #[serde(default)]
     pub sandbox: RawSandbox,
@@ -207,6 +209,24 @@ pub(crate) struct RawAgent {
     pub sandbox: Option<S<String>>,
     pub approval: Option<S<String>>,
     pub max_steps: Option<S<u32>>,
+    pub max_spend_usd: Option<S<f64>>,
+    pub context_window: Option<S<u32>>,
+}
+
+/// `[[tools]]`: a command-line tool agents may call.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTool {
+    pub name: S<String>,
+    pub description: S<String>,
+    pub version: Option<S<String>>,
+    /// A shell command line with `{arg}` placeholders, run in the sandbox.
+    pub command: S<String>,
+    /// The JSON Schema of the arguments, as a TOML table.
+    pub parameters: Option<S<toml::Table>>,
+    /// read | edit | execute
+    pub kind: Option<S<String>>,
+    pub timeout_ms: Option<S<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

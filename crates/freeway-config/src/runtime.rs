@@ -31,6 +31,8 @@ pub struct Config {
     pub providers: Vec<ProviderConfig>,
     pub routes: Vec<RouteConfig>,
     pub agents: Vec<AgentConfig>,
+    /// `[[tools]]`: command-line tools agents may call.
+    pub tools: Vec<ToolConfig>,
     pub telemetry: TelemetryConfig,
     pub sandbox: SandboxSettings,
     /// Things that are valid but worth saying (e.g. a setting that has no effect yet).
@@ -348,6 +350,32 @@ pub struct AgentConfig {
     pub sandbox: SandboxLevel,
     pub approval: Approval,
     pub max_steps: u32,
+    /// Stop a session once it has cost this much.
+    pub max_spend_usd: Option<f64>,
+    /// Tokens of the model's context window, for compaction.
+    pub context_window: Option<u32>,
+}
+
+/// A tool from `[[tools]]`: a command template run in the sandbox with the call's arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolConfig {
+    pub name: String,
+    pub description: String,
+    pub version: Option<String>,
+    /// A shell command line; `{arg}` is replaced by the argument, shell-quoted.
+    pub command: String,
+    /// The JSON Schema of the arguments object.
+    pub parameters: serde_json::Value,
+    pub kind: ToolKindConfig,
+    pub timeout_ms: Option<u64>,
+}
+
+/// What a configured tool does, which decides approvals and parallelism.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolKindConfig {
+    Read,
+    Edit,
+    Execute,
 }
 
 #[derive(Debug, Clone, Default)]

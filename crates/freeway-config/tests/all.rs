@@ -719,3 +719,78 @@ fn jwt_auth_needs_a_key_source_and_a_long_secret() {
     assert!(e.contains("32 bytes") && e.contains(":2:"), "{e}");
     assert!(e.contains("`owner` is not a role"), "{e}");
 }
+
+#[test]
+fn configured_tools_and_agent_limits_are_checked() {
+    let base = r#"
+[[providers]]
+name = "openai"
+protocol = "openai"
+base_url = "http://127.0.0.1:9/v1"
+"#;
+    let good = format!(
+        r#"{base}
+[[tools]]
+name = "run_tests"
+description = "Run the tests"
+version = "2"
+command = "cargo test -q {{filter}}"
+kind = "execute"
+timeout_ms = 60000
+parameters = {{ type = "object", properties = {{ filter = {{ type = "string" }} }} }}
+
+[[agents]]
+name = "tester"
+model = "openai/gpt-4.1"
+tools = ["read_file", "run_tests"]
+max_spend_usd = 0.5
+context_window = 32000
+"#
+    );
+    let c = ok(&good, &[]);
+    assert_eq!(c.tools.len(), 1);
+    assert_eq!(
+        c.tools[0].parameters["properties"]["filter"]["type"],
+        "string"
+    );
+    assert_eq!(c.agents[0].max_spend_usd, Some(0.5));
+    assert_eq!(c.agents[0].context_window, Some(32000));
+    assert!(
+        c.warnings.iter().all(|w| !w.contains("agent")),
+        "{:?}",
+        c.warnings
+    );
+
+    let bad = format!(
+        r#"{base}
+[[tools]]
+name = "bash"
+description = "shadows a built-in"
+command = "true"
+
+[[tools]]
+name = "lint"
+description = "uses an undeclared argument"
+command = "ruff {{path"
+
+[[tools]]
+name = "fmt"
+description = "names an undeclared argument"
+command = "black {{path}}"
+
+[[agents]]
+name = "a"
+model = "openai/gpt-4.1"
+tools = ["read_file", "deploy"]
+max_spend_usd = -1
+"#
+    );
+    let text = err(&bad, &[]).to_string();
+    assert!(text.contains("`bash` is a built-in tool"), "{text}");
+    assert!(text.contains("never closed"), "{text}");
+    assert!(
+        text.contains("`{path}` is not a property of `parameters`"),
+        "{text}"
+    );
+    assert!(text.contains("max_spend_usd"), "{text}");
+}

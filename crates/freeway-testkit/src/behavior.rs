@@ -92,6 +92,8 @@ pub(crate) struct Conversation {
     pub tools: Vec<(String, Value)>,
     pub last: Last,
     pub input_words: u64,
+    /// Assistant (model) messages so far: how far a scripted agent task has got.
+    pub assistant_turns: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -134,7 +136,55 @@ fn magic(model: &str) -> Magic {
 }
 
 /// The deterministic model.
+/// The magic model `coding-agent` plays a small coding task on a repository holding `calc.py`
+/// (`add` subtracts) and `test_calc.py`, one step per assistant turn already in the
+/// conversation: read both files, fix the bug, run the test, answer. Stateless, so any number
+/// of sessions and every wire protocol play it at once.
+fn coding_script(conv: &Conversation, call_id: &str) -> Answer {
+    let id = |i: usize| {
+        if call_id.is_empty() {
+            String::new()
+        } else {
+            format!("{call_id}_{}_{i}", conv.assistant_turns)
+        }
+    };
+    let call = |i: usize, name: &str, args: Value| MockToolCall::new(&id(i), name, &args);
+    match conv.assistant_turns {
+        0 => Answer::tool_calls(vec![
+            call(0, "read_file", serde_json::json!({"path": "test_calc.py"})),
+            call(1, "read_file", serde_json::json!({"path": "calc.py"})),
+        ]),
+        1 => Answer::tool_calls(vec![call(
+            0,
+            "edit_file",
+            serde_json::json!({"path": "calc.py", "old_string": "return a - b", "new_string": "return a + b"}),
+        )]),
+        2 => Answer::tool_calls(vec![call(
+            0,
+            "bash",
+            serde_json::json!({"command": "python3 test_calc.py"}),
+        )]),
+        _ => match &conv.last {
+            Last::ToolResult(result) => Answer::text(format!(
+                "Fixed add() in calc.py: it subtracted. The test run said: {}",
+                result
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or_default()
+            )),
+            Last::User(text) => Answer::text(format!(
+                "You asked: {text}. Earlier I fixed add() in calc.py, which subtracted."
+            )),
+            Last::Other => Answer::text("Done."),
+        },
+    }
+}
+
 pub(crate) fn answer(conv: &Conversation, call_id: &str) -> Answer {
+    if conv.model.starts_with("coding-agent") {
+        return coding_script(conv, call_id);
+    }
     let input = conv.input_words.max(1);
     let mut answer = match (&conv.last, conv.tools.first()) {
         (Last::User(_), Some((name, schema))) => Answer::tool_calls(vec![MockToolCall::new(

@@ -288,6 +288,10 @@ pub(crate) fn conversation(model: &str, stream: bool, body: &Value) -> Conversat
                 .collect()
         })
         .unwrap_or_default();
+    let assistant_turns = contents
+        .iter()
+        .filter(|m| m.get("role").and_then(Value::as_str) == Some("model"))
+        .count();
     Conversation {
         model: model.to_owned(),
         stream,
@@ -295,5 +299,6 @@ pub(crate) fn conversation(model: &str, stream: bool, body: &Value) -> Conversat
         tools,
         last,
         input_words,
+        assistant_turns,
     }
 }

@@ -369,6 +369,10 @@ pub(crate) fn conversation(body: &Value) -> Conversation {
                 .collect()
         })
         .unwrap_or_default();
+    let assistant_turns = messages
+        .iter()
+        .filter(|m| m.get("role").and_then(Value::as_str) == Some("assistant"))
+        .count();
     Conversation {
         model: body
             .get("model")
@@ -383,5 +387,6 @@ pub(crate) fn conversation(body: &Value) -> Conversation {
         tools,
         last,
         input_words,
+        assistant_turns,
     }
 }

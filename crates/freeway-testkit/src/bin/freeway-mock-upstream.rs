@@ -27,6 +27,7 @@ PATHS:
 MAGIC MODELS:
     error-400 error-400-context error-401 error-403 error-404 error-429 error-500 error-503
     error-529 (or overloaded) slow-<ms> hang-midstream
+    coding-agent: plays a coding task (read calc.py and test_calc.py, fix add, run the test)
 ";
 
 struct Args {

@@ -3,7 +3,7 @@
 
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 cargo build --release -q -p freeway-cli -p freeway-testkit
-BIN=target/release
+BIN=${BIN:-target/release}
 tmp=$(mktemp -d)
 cleanup() { kill "${mock_pid:-}" "${fw_pid:-}" 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT

@@ -5,12 +5,16 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 mod admin;
+mod agent;
+mod chat;
 mod exec;
 pub use admin::{
     AdminCommand, AuditAction, AuditArgs, AuditExportArgs, AuditListArgs, Connection, GroupBy,
     KeyCreateArgs, KeyField, KeyListArgs, KeyUpdateArgs, KeysAction, KeysArgs, LimitArgs,
     ServerArgs, TeamField, TeamUpdateArgs, TeamsAction, TeamsArgs, UsageArgs,
 };
+pub use agent::RunArgs;
+pub use chat::ChatArgs;
 pub use exec::{DoctorArgs, ExecArgs, IsolationArg};
 
 #[derive(Debug, Parser)]
@@ -29,6 +33,7 @@ configuration it serves the embedded local model on 127.0.0.1:4000.",
   freeway models --json                       # what clients can ask for
   freeway models pull default                 # fetch the embedded model
   freeway routes                              # live circuit state of a running server
+  freeway run \"fix the failing test\" --cwd .  # a coding agent, on the default model
   freeway exec -- python3 -c 'import nope'    # run sandboxed, diagnose the failure
   freeway doctor                              # what isolation this machine offers
   freeway teams create research --budget-usd 200 --rpm 600
@@ -90,6 +95,10 @@ Then, for instance:
     /// Inspect configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Give a coding agent a task in a directory; it reads, edits and runs code until done.
+    Run(RunArgs),
+    /// Talk with a coding agent in an interactive terminal; open and continue its sessions.
+    Chat(ChatArgs),
     /// Run a command, code snippet or file in the sandbox; diagnose a failure.
     Exec(ExecArgs),
     /// Report which sandbox mechanisms this kernel offers and which languages are installed.

@@ -27,6 +27,8 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         },
         Command::Routes(args) => crate::routes::run(args).await,
         Command::Config(ConfigCommand::Check(args)) => check(args),
+        Command::Run(args) => crate::agent::run(args).await,
+        Command::Chat(args) => crate::chat::run(args).await,
         Command::Exec(args) => crate::exec::run(args).await,
         Command::Doctor(args) => crate::doctor::run(args),
     }
@@ -78,6 +80,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     state.exec = crate::exec::exec_state(&config.sandbox);
     let tenancy = Arc::new(tenancy(&config).await?);
     state.tenancy = Some(tenancy.clone());
+    match &state.exec.sandbox {
+        Ok(sandbox) => {
+            let runtime = crate::agent::runtime(
+                &config,
+                gateway.clone(),
+                tenancy.store.clone(),
+                sandbox.clone(),
+            )?;
+            let root = config.sandbox.config.workspace.clone();
+            state.agents = Some(Arc::new(freeway_server::sessions::Agents::new(
+                Arc::new(runtime),
+                root,
+            )));
+        }
+        Err(reason) => tracing::warn!(%reason, "agents are off: they need the sandbox"),
+    }
     let app = freeway_server::router(Arc::new(state));
 
     let listener = tokio::net::TcpListener::bind(config.server.listen)
@@ -123,19 +141,7 @@ async fn tenancy(config: &Config) -> anyhow::Result<Tenancy> {
     } else {
         Limiter::redis(&config.limits_url, Some(store.clone())).map_err(anyhow::Error::msg)?
     };
-    let prices = PriceTable::builtin()
-        .context("the shipped price table")?
-        .with_overrides(config.prices.iter().map(|p| {
-            (
-                p.model.clone(),
-                Price {
-                    input: p.input,
-                    output: p.output,
-                    cached_input: p.cached_input,
-                    cache_write: p.cache_write,
-                },
-            )
-        }));
+    let prices = prices(config)?;
     tracing::info!(
         store = ?store.dialect(),
         limits = limiter.backend_name(),
@@ -155,6 +161,23 @@ async fn tenancy(config: &Config) -> anyhow::Result<Tenancy> {
         tenancy = tenancy.with_jwt(verifier);
     }
     Ok(tenancy)
+}
+
+/// The shipped price table with the configuration's `[[prices]]`.
+pub(crate) fn prices(config: &Config) -> anyhow::Result<PriceTable> {
+    Ok(PriceTable::builtin()
+        .context("the shipped price table")?
+        .with_overrides(config.prices.iter().map(|p| {
+            (
+                p.model.clone(),
+                Price {
+                    input: p.input,
+                    output: p.output,
+                    cached_input: p.cached_input,
+                    cache_write: p.cache_write,
+                },
+            )
+        })))
 }
 
 async fn wait_for_signal() {

@@ -1,6 +1,8 @@
 //! The `freeway` binary.
 
 mod admin;
+mod agent;
+mod chat;
 mod cli;
 mod commands;
 mod doctor;

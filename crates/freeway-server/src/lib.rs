@@ -3,8 +3,9 @@
 //! Each ingress format lives in its own module ([`openai`], [`anthropic`]) and converts to
 //! `freeway-types` at the edge; errors leave in the format of the route they came in on.
 //! [`exec`] serves `/v1/exec` over `freeway-sandbox`; [`ops`] the operators' views
-//! (`/admin/routes`, `/metrics`). This crate owns routing, authentication,
-//! body limits and SSE framing; it does not know provider wire formats.
+//! (`/admin/routes`, `/metrics`); [`sessions`] the agents (`/v1/sessions`, `/v1/tools`,
+//! `model: "agent:…"`). This crate owns routing, authentication, body limits and SSE framing;
+//! it does not know provider wire formats.
 
 pub mod admin;
 mod anthropic;
@@ -15,6 +16,7 @@ mod http;
 pub mod jwt;
 mod openai;
 pub mod ops;
+pub mod sessions;
 pub mod tenancy;
 
 use std::sync::Arc;
@@ -42,6 +44,8 @@ pub struct AppState {
     pub exec: exec::ExecState,
     /// Teams, keys, limits and the ledger; `None` runs without a store (master key only).
     pub tenancy: Option<Arc<tenancy::Tenancy>>,
+    /// The agent runtime behind `/v1/sessions` and `model: "agent:…"`; `None`: agents are off.
+    pub agents: Option<Arc<sessions::Agents>>,
 }
 
 impl AppState {
@@ -56,6 +60,7 @@ impl AppState {
                 "no sandbox is configured for this server: /v1/exec is off",
             ),
             tenancy: None,
+            agents: None,
         }
     }
 }
@@ -77,6 +82,24 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/models", get(openai::list_models))
         .route("/v1/models/{*model}", get(openai::get_model))
         .route("/v1/messages", post(anthropic::messages))
+        .route(
+            "/v1/sessions",
+            post(sessions::create_session).get(sessions::list_sessions),
+        )
+        .route(
+            "/v1/sessions/{id}",
+            get(sessions::get_session).delete(sessions::delete_session),
+        )
+        .route("/v1/sessions/{id}/messages", post(sessions::post_message))
+        .route("/v1/sessions/{id}/events", get(sessions::session_events))
+        .route("/v1/sessions/{id}/abort", post(sessions::abort_session))
+        .route("/v1/sessions/{id}/fork", post(sessions::fork_session))
+        .route(
+            "/v1/sessions/{id}/approvals/{call_id}",
+            post(sessions::approve_call),
+        )
+        .route("/v1/tools", get(sessions::list_tools))
+        .route("/v1/agents", get(sessions::list_agents))
         .route("/v1/exec", post(exec::exec))
         .route("/v1/exec/languages", get(exec::languages))
         .route("/admin/routes", get(ops::routes))

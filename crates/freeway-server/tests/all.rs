@@ -4,5 +4,6 @@
 mod exec;
 mod fuzz;
 mod openapi;
+mod sessions;
 mod streaming;
 mod tenancy;

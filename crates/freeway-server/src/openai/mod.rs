@@ -16,7 +16,7 @@ use serde_json::json;
 pub use embeddings::embeddings;
 pub use estimate::estimate;
 use request::ChatCompletionRequest;
-use response::ChunkEncoder;
+pub(crate) use response::{ChunkEncoder, completion as completion_json};
 
 use crate::error::ApiError;
 use crate::http::{
@@ -41,6 +41,12 @@ async fn chat(state: Arc<AppState>, headers: HeaderMap, body: Body) -> Result<Re
     let caller = authorize(&state, &headers).await?;
     let mut options = request_options(&headers)?;
     let bytes = read_body(body, &headers, state.max_body_bytes).await?;
+    if crate::sessions::names_agent(&bytes)
+        && let Some(response) =
+            crate::sessions::agent_chat(state.clone(), caller.clone(), &bytes).await?
+    {
+        return Ok(response);
+    }
     let wire: ChatCompletionRequest = parse_json(&bytes)?;
     let model = wire.model.clone();
     let stream = wire.stream;

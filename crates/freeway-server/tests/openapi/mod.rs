@@ -19,7 +19,10 @@ async fn every_documented_path_is_routed_and_served_document_parses() {
     assert!(paths.len() >= 8);
     for (path, ops) in paths {
         for method in ops.as_object().unwrap().keys() {
-            let uri = path.replace("{model}", "p/m").replace("{id}", "x");
+            let uri = path
+                .replace("{model}", "p/m")
+                .replace("{id}", "x")
+                .replace("{call_id}", "c");
             let request = Request::builder()
                 .method(method.to_uppercase().as_str())
                 .uri(&uri)

@@ -461,28 +461,21 @@ impl TurnRun<'_> {
         let mut context = Context::from_items(&items);
         // A turn cut short by a restart may have left calls unanswered: answer them, or no
         // provider accepts the history.
-        let dangling: Vec<Record> = context
+        let mut records: Vec<MessageRecord> = context
             .dangling_calls()
             .into_iter()
             .map(|(id, _)| {
-                Record::Message(MessageRecord::plain(Message::Tool {
+                MessageRecord::plain(Message::Tool {
                     tool_call_id: id,
                     content: vec![ContentPart::text(
                         "this call did not run: the session was interrupted before it finished",
                     )],
                     is_error: true,
-                }))
+                })
             })
             .collect();
-        let user = Record::Message(MessageRecord::plain(Message::user(&self.turn.input)));
-        let mut records = dangling;
-        records.push(user);
-        let seqs = self.append(&records).await?;
-        for (seq, record) in seqs.into_iter().zip(records) {
-            if let Record::Message(m) = record {
-                context.messages.push((seq, m.message));
-            }
-        }
+        records.push(MessageRecord::plain(Message::user(&self.turn.input)));
+        self.append_messages(&mut context, records).await?;
         self.emit(Event::SessionStarted {
             session_id: self.session.id.clone(),
             agent: self.spec.name.clone(),
@@ -547,19 +540,18 @@ impl TurnRun<'_> {
                 content: response.content.clone(),
                 tool_calls: response.tool_calls.clone(),
             };
-            let seqs = self
-                .append(&[Record::Message(MessageRecord {
-                    message: message.clone(),
+            self.append_messages(
+                &mut context,
+                vec![MessageRecord {
+                    message,
                     target: Some(target.clone()),
                     usage: Some(response.usage),
                     cost_nanos: Some(cost),
                     tool: None,
                     duration_ms: Some(started.elapsed().as_millis() as u64),
-                })])
-                .await?;
-            context
-                .messages
-                .push((seqs.first().copied().unwrap_or(0), message));
+                }],
+            )
+            .await?;
             self.emit(Event::MessageCompleted {
                 step,
                 text: text.clone(),
@@ -573,30 +565,40 @@ impl TurnRun<'_> {
                 return Ok((StopReason::Completed, Some(text)));
             }
             let results = self.run_calls(&response.tool_calls).await;
-            let records: Vec<Record> = results
+            let records = results
                 .iter()
-                .map(|r| {
-                    Record::Message(MessageRecord {
-                        message: Message::Tool {
-                            tool_call_id: r.call.id.clone(),
-                            content: vec![ContentPart::text(&r.output)],
-                            is_error: r.is_error,
-                        },
-                        target: None,
-                        usage: None,
-                        cost_nanos: None,
-                        tool: Some(r.call.name.clone()),
-                        duration_ms: Some(r.duration_ms),
-                    })
+                .map(|r| MessageRecord {
+                    message: Message::Tool {
+                        tool_call_id: r.call.id.clone(),
+                        content: vec![ContentPart::text(&r.output)],
+                        is_error: r.is_error,
+                    },
+                    target: None,
+                    usage: None,
+                    cost_nanos: None,
+                    tool: Some(r.call.name.clone()),
+                    duration_ms: Some(r.duration_ms),
                 })
                 .collect();
-            let seqs = self.append(&records).await?;
-            for (seq, record) in seqs.into_iter().zip(records) {
-                if let Record::Message(m) = record {
-                    context.messages.push((seq, m.message));
-                }
+            self.append_messages(&mut context, records).await?;
+        }
+    }
+
+    /// Appends messages to the session and to the model's context, each with the sequence
+    /// number the store gave it.
+    async fn append_messages(
+        &self,
+        context: &mut Context,
+        records: Vec<MessageRecord>,
+    ) -> Result<(), StoreError> {
+        let records: Vec<Record> = records.into_iter().map(Record::Message).collect();
+        let seqs = self.append(&records).await?;
+        for (seq, record) in seqs.into_iter().zip(records) {
+            if let Record::Message(m) = record {
+                context.messages.push((seq, m.message));
             }
         }
+        Ok(())
     }
 
     fn system_prompt(&self, context: &Context) -> String {

@@ -63,7 +63,7 @@ fn tenancy(state: &AppState) -> Result<&Arc<Tenancy>, ApiError> {
     })
 }
 
-fn respond(result: Result<Response, ApiError>) -> Response {
+pub(crate) fn respond(result: Result<Response, ApiError>) -> Response {
     result.unwrap_or_else(ApiError::openai)
 }
 
@@ -195,7 +195,7 @@ fn with_secret(mut key: Value, secret: String) -> Value {
     key
 }
 
-fn created(body: Value) -> Response {
+pub(crate) fn created(body: Value) -> Response {
     (StatusCode::CREATED, axum::Json(body)).into_response()
 }
 

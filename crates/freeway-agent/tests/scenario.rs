@@ -119,6 +119,22 @@ async fn runtime(s: &Setup, spec: AgentSpec) -> Runtime {
     runtime
 }
 
+/// A session of `agent` in the setup's repository.
+async fn new_session(runtime: &Runtime, s: &Setup, agent: &str) -> freeway_store::Session {
+    runtime
+        .create_session(
+            &Owner::default(),
+            &SessionOptions {
+                agent: agent.into(),
+                model: None,
+                working_directory: s.repo.path().to_path_buf(),
+                title: None,
+            },
+        )
+        .await
+        .unwrap()
+}
+
 fn coder() -> AgentSpec {
     AgentSpec::coder("up/gpt-4o-mini")
 }
@@ -154,18 +170,7 @@ async fn the_agent_fixes_the_failing_test_and_everything_is_kept() {
     let s = setup().await;
     play(&s.upstream);
     let runtime = runtime(&s, coder()).await;
-    let session = runtime
-        .create_session(
-            &Owner::default(),
-            &SessionOptions {
-                agent: "coder".into(),
-                model: None,
-                working_directory: s.repo.path().to_path_buf(),
-                title: None,
-            },
-        )
-        .await
-        .unwrap();
+    let session = new_session(&runtime, &s, "coder").await;
 
     let (events, outcome) = turn(&runtime, &session.id, "fix the failing test").await;
 
@@ -260,18 +265,7 @@ async fn a_session_resumes_after_a_restart_with_its_history() {
     play(&s.upstream);
     let session_id = {
         let runtime = runtime(&s, coder()).await;
-        let session = runtime
-            .create_session(
-                &Owner::default(),
-                &SessionOptions {
-                    agent: "coder".into(),
-                    model: None,
-                    working_directory: s.repo.path().to_path_buf(),
-                    title: None,
-                },
-            )
-            .await
-            .unwrap();
+        let session = new_session(&runtime, &s, "coder").await;
         turn(&runtime, &session.id, "fix the failing test").await;
         runtime.store().close().await;
         session.id
@@ -296,18 +290,7 @@ async fn a_session_resumes_after_a_restart_with_its_history() {
 async fn a_turn_cut_between_a_call_and_its_result_resumes_cleanly() {
     let s = setup().await;
     let runtime = runtime(&s, coder()).await;
-    let session = runtime
-        .create_session(
-            &Owner::default(),
-            &SessionOptions {
-                agent: "coder".into(),
-                model: None,
-                working_directory: s.repo.path().to_path_buf(),
-                title: None,
-            },
-        )
-        .await
-        .unwrap();
+    let session = new_session(&runtime, &s, "coder").await;
     // What a crash leaves: the model's call is stored, its result is not.
     let records = [
         Record::Message(freeway_agent::record::MessageRecord::plain(
@@ -353,18 +336,7 @@ async fn limits_end_a_turn_with_their_reason() {
         ..coder()
     };
     let runtime = runtime(&s, spec).await;
-    let session = runtime
-        .create_session(
-            &Owner::default(),
-            &SessionOptions {
-                agent: "coder".into(),
-                model: None,
-                working_directory: s.repo.path().to_path_buf(),
-                title: None,
-            },
-        )
-        .await
-        .unwrap();
+    let session = new_session(&runtime, &s, "coder").await;
     for i in 0..3 {
         s.upstream.push(step(Answer::tool_calls(vec![call(
             &format!("l{i}"),
@@ -387,18 +359,7 @@ async fn limits_end_a_turn_with_their_reason() {
 async fn an_unknown_tool_and_bad_arguments_are_explained_to_the_model() {
     let s = setup().await;
     let runtime = runtime(&s, coder()).await;
-    let session = runtime
-        .create_session(
-            &Owner::default(),
-            &SessionOptions {
-                agent: "coder".into(),
-                model: None,
-                working_directory: s.repo.path().to_path_buf(),
-                title: None,
-            },
-        )
-        .await
-        .unwrap();
+    let session = new_session(&runtime, &s, "coder").await;
     s.upstream.push(step(Answer::tool_calls(vec![
         call("u1", "deploy", json!({})),
         MockToolCall {
@@ -439,18 +400,7 @@ async fn compaction_summarizes_old_turns_and_keeps_them_in_the_store() {
         ..coder()
     };
     let runtime = runtime(&s, spec).await;
-    let session = runtime
-        .create_session(
-            &Owner::default(),
-            &SessionOptions {
-                agent: "coder".into(),
-                model: None,
-                working_directory: s.repo.path().to_path_buf(),
-                title: None,
-            },
-        )
-        .await
-        .unwrap();
+    let session = new_session(&runtime, &s, "coder").await;
     let long = "word ".repeat(1000);
     // Two long turns fill the window…
     for i in 0..2 {
@@ -529,18 +479,7 @@ async fn a_configured_command_tool_runs_with_quoted_arguments() {
             ..spec
         })
         .unwrap();
-    let session = runtime
-        .create_session(
-            &Owner::default(),
-            &SessionOptions {
-                agent: "counter".into(),
-                model: None,
-                working_directory: s.repo.path().to_path_buf(),
-                title: None,
-            },
-        )
-        .await
-        .unwrap();
+    let session = new_session(&runtime, &s, "counter").await;
     s.upstream.push(step(Answer::tool_calls(vec![call(
         "n1",
         "count_lines",

@@ -1,6 +1,6 @@
 //! Persistence behind one API, on SQLite (the embedded default) and PostgreSQL (what several
-//! instances share): teams, virtual keys, the usage ledger, the hash-chained audit log, and
-//! agent sessions with their append-only items.
+//! instances share): teams, virtual keys, the usage ledger, the hash-chained audit log,
+//! agent sessions with their append-only items, and stored Responses API answers.
 //!
 //! Every query is plain SQL text run through sqlx's `Any` driver, written once for both
 //! databases (`$1` placeholders, `BIGINT` columns, casts where PostgreSQL widens a type).
@@ -13,6 +13,7 @@ mod audit;
 mod keys;
 mod migrate;
 mod model;
+mod responses;
 mod sessions;
 mod teams;
 mod time;
@@ -26,6 +27,7 @@ use sqlx::any::AnyPoolOptions;
 pub use audit::{AuditEntry, AuditEvent, AuditQuery, Verification};
 pub use keys::{KEY_PREFIX, KeyUpdate, NewKey, hash_secret};
 pub use model::{ApiKey, Limits, Period, Principal, Role, Team};
+pub use responses::{NewResponse, StoredResponse};
 pub use sessions::{
     NewItem, NewSession, Session, SessionChange, SessionItem, SessionQuery, SessionStatus,
     SessionUsage,

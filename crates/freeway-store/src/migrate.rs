@@ -27,6 +27,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_sessions.sql"),
         postgres: include_str!("../migrations/postgres/0002_sessions.sql"),
     },
+    Migration {
+        version: 3,
+        name: "stored responses",
+        sqlite: include_str!("../migrations/sqlite/0003_responses.sql"),
+        postgres: include_str!("../migrations/postgres/0003_responses.sql"),
+    },
 ];
 
 pub(crate) async fn run(store: &Store) -> Result<()> {

@@ -10,6 +10,7 @@
 
 mod audit;
 mod keys;
+mod responses;
 mod sessions;
 mod support;
 mod usage;

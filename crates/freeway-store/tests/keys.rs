@@ -9,7 +9,7 @@ on_both!(migrations_apply_once_from_an_empty_database, |store| {
         .fetch_all(store.pool())
         .await
         .unwrap();
-    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.len(), 3);
     for table in [
         "teams",
         "api_keys",
@@ -18,6 +18,7 @@ on_both!(migrations_apply_once_from_an_empty_database, |store| {
         "audit_head",
         "sessions",
         "session_items",
+        "responses",
     ] {
         sqlx::query(&format!("SELECT COUNT(*) FROM {table}"))
             .fetch_one(store.pool())

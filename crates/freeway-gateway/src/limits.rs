@@ -8,20 +8,33 @@
 //! below its limit and its tokens are added when it settles.
 //!
 //! Spend starts from the usage ledger the first time a subject is seen in a period and grows
-//! with every settled request. Counters live in this process by default, or in Redis
-//! (`[limits] url = "redis://…"`) so that every instance enforces the same limits. If Redis
-//! fails, requests are admitted and the failure is logged: limits must not take the gateway down.
+//! with every settled request.
+//!
+//! Every decision is made on counters in this process, under one lock, with no I/O. With
+//! `[limits] url = "redis://…"` the counters are also shared by every instance: what this one
+//! counts is pushed to Redis in the background every [`SYNC_EVERY`] (one pipeline for every
+//! active subject), and the reply brings back what all instances counted. So a limit holds
+//! across instances to within what they admit in one sync interval, and a request never waits
+//! on Redis, except the first one of a subject this instance has not seen for [`STALE_AFTER`],
+//! which reads its counters first. If Redis fails, each instance goes on enforcing the limits
+//! on its own counts and the failure is logged: limits must not take the gateway down.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Once, Weak};
 use std::time::Duration;
 
 use freeway_store::{Limits, SpendOwner, Store, period_end_ms, period_start_ms};
-use tokio::sync::OnceCell;
+use tokio::sync::{Notify, OnceCell};
 
 const MINUTE_MS: i64 = 60_000;
 const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+/// How often counts made here are pushed to Redis (and others' counts read back).
+pub const SYNC_EVERY: Duration = Duration::from_millis(10);
+/// A subject's view older than this is read from Redis before it decides anything.
+pub const STALE_AFTER: Duration = Duration::from_secs(1);
+/// Spend counters outlive their period by a day, so a late settle still finds them.
+const SPEND_GRACE_MS: i64 = 86_400_000;
 
 /// One thing limits apply to: a key or a team.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +43,17 @@ pub struct Subject<'a> {
     pub id: &'a str,
     pub owner: SpendOwner<'a>,
     pub limits: &'a Limits,
+}
+
+impl Subject<'_> {
+    fn windowed(&self) -> bool {
+        self.limits.rpm.is_some() || self.limits.tpm.is_some()
+    }
+
+    fn spend_key(&self, now_ms: i64) -> String {
+        let start = period_start_ms(self.limits.budget_period, now_ms);
+        format!("fw:spend:{}:{start}", self.id)
+    }
 }
 
 /// How much of a minute limit is left (for `x-ratelimit-*` headers).
@@ -100,25 +124,154 @@ impl Window {
     }
 }
 
-#[derive(Debug, Default)]
-struct Counters {
-    window: Window,
-    /// (period start, nanos spent in it)
-    spend: Option<(i64, i64)>,
+/// Counted here and not yet in Redis, for one minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Delta {
+    minute: i64,
+    requests: i64,
+    tokens: i64,
 }
 
-enum Backend {
-    Memory(Mutex<HashMap<String, Counters>>),
-    Redis {
-        client: redis::Client,
-        connection: OnceCell<redis::aio::ConnectionManager>,
-    },
+/// Spend in one budget period (nanos).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Spend {
+    start: i64,
+    nanos: i64,
+    /// The counter exists in Redis, so deltas can be added to it there.
+    shared: bool,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    /// What decisions read: the last totals from Redis plus what is pending here.
+    window: Window,
+    spend: Option<Spend>,
+    /// Redis only: counts not yet pushed.
+    pending: Vec<Delta>,
+    pending_spend: i64,
+    /// Redis only: when the view last came from Redis (0: never).
+    synced_ms: i64,
+    /// Redis only: listed in [`State::dirty`].
+    dirty: bool,
+}
+
+impl Counters {
+    fn count(&mut self, minute: i64, requests: i64, tokens: i64) {
+        self.pending.retain(|d| d.minute >= minute - 1);
+        match self.pending.iter_mut().find(|d| d.minute == minute) {
+            Some(d) => {
+                d.requests += requests;
+                d.tokens += tokens;
+            }
+            None => self.pending.push(Delta {
+                minute,
+                requests,
+                tokens,
+            }),
+        }
+    }
+
+    fn pending_at(&self, minute: i64) -> (i64, i64) {
+        self.pending
+            .iter()
+            .find(|d| d.minute == minute)
+            .map_or((0, 0), |d| (d.requests, d.tokens))
+    }
+
+    /// Takes what Redis answered (`None`: it did not) as the view, plus what is still pending.
+    fn apply(&mut self, remote: &Remote, now_ms: i64) {
+        let minute = now_ms.div_euclid(MINUTE_MS);
+        self.synced_ms = now_ms;
+        match remote.window {
+            Some(w) => {
+                let (r, t) = self.pending_at(minute);
+                let (pr, pt) = self.pending_at(minute - 1);
+                let add = |a: u64, b: i64| a.saturating_add_signed(b);
+                self.window = Window {
+                    minute,
+                    requests: add(w.requests, r),
+                    prev_requests: add(w.prev_requests, pr),
+                    tokens: add(w.tokens, t),
+                    prev_tokens: add(w.prev_tokens, pt),
+                };
+            }
+            None => self.window.roll(minute),
+        }
+        match remote.spend {
+            Some(s) if s.shared => {
+                let pending = match self.spend {
+                    Some(old) if old.start == s.start => self.pending_spend,
+                    _ => 0,
+                };
+                self.pending_spend = pending;
+                self.spend = Some(Spend {
+                    nanos: s.nanos + pending,
+                    ..s
+                });
+            }
+            // A baseline from the ledger, which already holds what was settled before.
+            Some(s) => {
+                self.pending_spend = 0;
+                self.spend = Some(s);
+            }
+            None => {}
+        }
+    }
+}
+
+/// A subject's counters as Redis holds them.
+#[derive(Debug, Default)]
+struct Remote {
+    window: Option<Window>,
+    spend: Option<Spend>,
+}
+
+struct Redis {
+    client: redis::Client,
+    connection: OnceCell<redis::aio::ConnectionManager>,
+    wake: Arc<Notify>,
+    task: Once,
+}
+
+#[derive(Default)]
+struct State {
+    counters: HashMap<String, Counters>,
+    /// Redis only: the subjects touched since the last sync.
+    dirty: Vec<String>,
+}
+
+impl State {
+    fn entry(&mut self, id: &str) -> &mut Counters {
+        if !self.counters.contains_key(id) {
+            self.counters.insert(id.to_owned(), Counters::default());
+        }
+        match self.counters.get_mut(id) {
+            Some(c) => c,
+            None => unreachable!("inserted above"),
+        }
+    }
+
+    /// Marks `id` for the next sync.
+    fn touch(&mut self, id: &str) {
+        let c = self.entry(id);
+        if !c.dirty {
+            c.dirty = true;
+            self.dirty.push(id.to_owned());
+        }
+    }
+}
+
+struct Shared {
+    state: Mutex<State>,
+    redis: Option<Redis>,
+    errors: AtomicU64,
+    /// When a Redis failure was last logged (ms), so an outage logs once in a while.
+    warned_ms: AtomicI64,
 }
 
 pub struct Limiter {
-    backend: Backend,
+    shared: Arc<Shared>,
     store: Option<Store>,
-    pub(crate) errors: AtomicU64,
 }
 
 /// The sliding-window estimate: the previous minute weighted by its overlap, plus this one.
@@ -142,39 +295,95 @@ fn usd(nanos: i64) -> String {
     format!("{:.4}", nanos as f64 / 1e9)
 }
 
+fn window_keys(id: &str, minute: i64) -> [String; 4] {
+    [
+        format!("fw:rl:{id}:r:{minute}"),
+        format!("fw:rl:{id}:r:{}", minute - 1),
+        format!("fw:rl:{id}:t:{minute}"),
+        format!("fw:rl:{id}:t:{}", minute - 1),
+    ]
+}
+
+/// Adds the reads of one subject's counters to `pipe`: five values, see [`read_remote`].
+fn push_reads(pipe: &mut redis::Pipeline, id: &str, minute: i64, spend_key: Option<&str>) {
+    for k in window_keys(id, minute) {
+        pipe.cmd("GET").arg(k);
+    }
+    match spend_key {
+        Some(k) => pipe.cmd("GET").arg(k),
+        // Keeps every subject at five values.
+        None => pipe.cmd("ECHO").arg(""),
+    };
+}
+
+fn read_remote(values: &[redis::Value], minute: i64, spend_start: Option<i64>) -> Remote {
+    let n = |i: usize| -> Option<i64> {
+        values
+            .get(i)
+            .and_then(|v| redis::from_redis_value_ref::<Option<i64>>(v).ok())
+            .flatten()
+    };
+    let u = |i: usize| n(i).and_then(|x| u64::try_from(x).ok()).unwrap_or(0);
+    Remote {
+        window: Some(Window {
+            minute,
+            requests: u(0),
+            prev_requests: u(1),
+            tokens: u(2),
+            prev_tokens: u(3),
+        }),
+        spend: spend_start.and_then(|start| {
+            n(4).map(|nanos| Spend {
+                start,
+                nanos,
+                shared: true,
+            })
+        }),
+    }
+}
+
 impl Limiter {
     /// Counters in this process; spend starts from `store`'s ledger when there is one.
     pub fn memory(store: Option<Store>) -> Self {
-        Self {
-            backend: Backend::Memory(Mutex::new(HashMap::new())),
-            store,
-            errors: AtomicU64::new(0),
-        }
+        Self::with(None, store)
     }
 
-    /// Counters in Redis, shared by every instance.
+    /// Counters shared by every instance through Redis.
     pub fn redis(url: &str, store: Option<Store>) -> Result<Self, String> {
         let client = redis::Client::open(url).map_err(|e| format!("limits.url: {e}"))?;
-        Ok(Self {
-            backend: Backend::Redis {
+        Ok(Self::with(
+            Some(Redis {
                 client,
                 connection: OnceCell::new(),
-            },
+                wake: Arc::new(Notify::new()),
+                task: Once::new(),
+            }),
             store,
-            errors: AtomicU64::new(0),
-        })
+        ))
+    }
+
+    fn with(redis: Option<Redis>, store: Option<Store>) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::default()),
+                redis,
+                errors: AtomicU64::new(0),
+                warned_ms: AtomicI64::new(0),
+            }),
+            store,
+        }
     }
 
     pub fn backend_name(&self) -> &'static str {
-        match self.backend {
-            Backend::Memory(_) => "memory",
-            Backend::Redis { .. } => "redis",
+        match self.shared.redis {
+            None => "memory",
+            Some(_) => "redis",
         }
     }
 
-    /// Failures of the counter backend so far (each admitted the request).
+    /// Failures of the counter backend so far (each left the decision to this instance).
     pub fn errors(&self) -> u64 {
-        self.errors.load(Ordering::Relaxed)
+        self.shared.errors.load(Ordering::Relaxed)
     }
 
     /// Decides whether a request may go ahead, counting it against every request window.
@@ -182,204 +391,120 @@ impl Limiter {
         if subjects.iter().all(|s| s.limits.is_unlimited()) {
             return Verdict::Admit(Quota::default());
         }
-        let mut spent = Vec::with_capacity(subjects.len());
-        for s in subjects {
-            spent.push(match s.limits.budget_nanos {
-                Some(_) => self.spent(s, now_ms).await,
-                None => 0,
-            });
-        }
-        let windows = match self.count_request(subjects, now_ms).await {
-            Some(w) => w,
-            None => return Verdict::Admit(Quota::default()),
-        };
-
-        let mut quota = Quota::default();
-        let mut refusal: Option<(Exceeded, String, Duration)> = None;
-        let mut downgrade = None;
-        for ((s, w), spent) in subjects.iter().zip(&windows).zip(&spent) {
-            if let Some(rpm) = s.limits.rpm {
-                // `requests` already includes this one.
-                let used = estimate(w.prev_requests, w.requests, now_ms);
-                let r = Remaining {
-                    limit: rpm,
-                    remaining: rpm.saturating_sub(used),
-                    reset: reset(now_ms),
-                };
-                quota.requests = tighter(quota.requests, r);
-                if used > rpm && refusal.is_none() {
-                    refusal = Some((
-                        Exceeded::Requests,
-                        format!("{} is over its limit of {rpm} requests per minute", s.id),
-                        reset(now_ms),
-                    ));
-                }
-            }
-            if let Some(tpm) = s.limits.tpm {
-                let used = estimate(w.prev_tokens, w.tokens, now_ms);
-                let r = Remaining {
-                    limit: tpm,
-                    remaining: tpm.saturating_sub(used),
-                    reset: reset(now_ms),
-                };
-                quota.tokens = tighter(quota.tokens, r);
-                if used >= tpm && refusal.is_none() {
-                    refusal = Some((
-                        Exceeded::Tokens,
-                        format!("{} is over its limit of {tpm} tokens per minute", s.id),
-                        reset(now_ms),
-                    ));
-                }
-            }
-            let Some(budget) = s.limits.budget_nanos else {
-                continue;
-            };
-            if *spent < budget || refusal.is_some() {
-                continue;
-            }
-            let period = s.limits.budget_period;
-            match s
-                .limits
-                .on_exceed
-                .as_deref()
-                .and_then(|a| a.strip_prefix("route:"))
-            {
-                // A later subject's hard limit still refuses.
-                Some(route) => downgrade = downgrade.or(Some(route.to_owned())),
-                None => {
-                    let until = period_end_ms(period, now_ms) - now_ms;
-                    refusal = Some((
-                        Exceeded::Budget,
-                        format!(
-                            "{} has spent ${} of its ${} {} budget",
-                            s.id,
-                            usd(*spent),
-                            usd(budget),
-                            period.as_str()
-                        ),
-                        Duration::from_millis(u64::try_from(until).unwrap_or(0)),
-                    ));
-                }
-            }
-        }
-        match (refusal, downgrade) {
-            (Some((exceeded, message, retry_after)), _) => {
-                if exceeded != Exceeded::Budget {
-                    // A refused request does not use up the window.
-                    self.uncount_request(subjects, now_ms).await;
-                }
-                Verdict::Refuse {
-                    exceeded,
-                    message,
-                    retry_after,
-                    quota,
-                }
-            }
-            (None, Some(route)) => Verdict::Downgrade { route, quota },
-            (None, None) => Verdict::Admit(quota),
-        }
+        self.load(subjects, now_ms).await;
+        let shared = self.shared.redis.is_some();
+        let verdict = decide(&mut self.shared.lock(), subjects, now_ms, shared);
+        self.wake();
+        verdict
     }
 
-    /// Adds what an admitted request used once its answer is known.
-    pub async fn settle(
-        &self,
-        subjects: &[Subject<'_>],
-        tokens: u64,
-        cost_nanos: i64,
-        now_ms: i64,
-    ) {
+    /// Adds what an admitted request used once its answer is known. Never waits on I/O.
+    pub fn settle(&self, subjects: &[Subject<'_>], tokens: u64, cost_nanos: i64, now_ms: i64) {
         let minute = now_ms.div_euclid(MINUTE_MS);
-        match &self.backend {
-            Backend::Memory(map) => {
-                let Ok(mut map) = map.lock() else { return };
-                for s in subjects.iter().filter(|s| !s.limits.is_unlimited()) {
-                    let c = map.entry(s.id.to_owned()).or_default();
-                    c.window.roll(minute);
-                    c.window.tokens += tokens;
-                    let start = period_start_ms(s.limits.budget_period, now_ms);
-                    if let Some((p, spent)) = &mut c.spend
-                        && *p == start
-                    {
-                        *spent += cost_nanos;
+        let shared = self.shared.redis.is_some();
+        {
+            let mut state = self.shared.lock();
+            for s in subjects.iter().filter(|s| !s.limits.is_unlimited()) {
+                let c = state.entry(s.id);
+                c.window.roll(minute);
+                c.window.tokens += tokens;
+                let start = period_start_ms(s.limits.budget_period, now_ms);
+                let spent = match &mut c.spend {
+                    Some(spend) if spend.start == start => {
+                        spend.nanos += cost_nanos;
+                        cost_nanos
                     }
+                    _ => 0,
+                };
+                if shared {
+                    c.count(minute, 0, i64::try_from(tokens).unwrap_or(i64::MAX));
+                    c.pending_spend += spent;
+                    state.touch(s.id);
                 }
             }
-            Backend::Redis { .. } => {
-                let mut pipe = redis::pipe();
-                let mut any = false;
-                for s in subjects {
-                    if s.limits.tpm.is_some() && tokens > 0 {
-                        let k = format!("fw:rl:{}:t:{minute}", s.id);
-                        pipe.cmd("INCRBY").arg(&k).arg(tokens).ignore();
-                        pipe.cmd("PEXPIRE").arg(&k).arg(2 * MINUTE_MS).ignore();
-                        any = true;
-                    }
-                    if s.limits.budget_nanos.is_some() && cost_nanos != 0 {
-                        let start = period_start_ms(s.limits.budget_period, now_ms);
-                        let k = format!("fw:spend:{}:{start}", s.id);
-                        // `admit` created the counter from the ledger (SET NX) before this.
-                        pipe.cmd("INCRBY").arg(&k).arg(cost_nanos).ignore();
-                        pipe.cmd("PEXPIREAT")
-                            .arg(&k)
-                            .arg(period_end_ms(s.limits.budget_period, now_ms) + 86_400_000)
-                            .ignore();
-                        any = true;
-                    }
-                }
-                if any {
-                    self.redis_query::<()>(&pipe).await;
-                }
+        }
+        self.wake();
+    }
+
+    /// Pushes what this instance counted to Redis now and reads back every instance's totals
+    /// (the background task does this every [`SYNC_EVERY`]; tests and shutdown call it).
+    pub async fn sync(&self, now_ms: i64) {
+        self.shared.sync(now_ms).await;
+    }
+
+    /// Makes sure every limited subject has counters to decide on: spend from the ledger,
+    /// and with Redis, a view no older than [`STALE_AFTER`].
+    async fn load(&self, subjects: &[Subject<'_>], now_ms: i64) {
+        let redis = self.shared.redis.is_some();
+        let stale_ms = STALE_AFTER.as_millis() as i64;
+        let stale: Vec<&Subject<'_>> = {
+            let state = self.shared.lock();
+            subjects
+                .iter()
+                .filter(|s| !s.limits.is_unlimited())
+                .filter(|s| {
+                    let c = state.counters.get(s.id);
+                    let start = period_start_ms(s.limits.budget_period, now_ms);
+                    let spend_known = s.limits.budget_nanos.is_none()
+                        || c.and_then(|c| c.spend).is_some_and(|sp| sp.start == start);
+                    !spend_known || (redis && c.is_none_or(|c| now_ms - c.synced_ms > stale_ms))
+                })
+                .collect()
+        };
+        if stale.is_empty() {
+            return;
+        }
+        let mut remotes = match redis {
+            true => self.shared.read(&stale, now_ms).await,
+            false => stale.iter().map(|_| Remote::default()).collect(),
+        };
+        for (s, remote) in stale.iter().zip(&mut remotes) {
+            if s.limits.budget_nanos.is_some() && remote.spend.is_none() {
+                let share = remote.window.is_some();
+                remote.spend = Some(self.baseline(s, now_ms, share).await);
+            }
+        }
+        let mut state = self.shared.lock();
+        for (s, remote) in stale.iter().zip(&remotes) {
+            let c = state.entry(s.id);
+            if redis {
+                c.apply(remote, now_ms);
+            } else if let Some(spend) = remote.spend
+                && c.spend.is_none_or(|old| old.start != spend.start)
+            {
+                c.spend = Some(spend);
             }
         }
     }
 
-    /// Nanos spent in the current period, starting from the ledger.
-    async fn spent(&self, s: &Subject<'_>, now_ms: i64) -> i64 {
+    /// Spend so far in the period from the ledger. With `share`, also made the shared counter
+    /// in Redis unless another instance made it first (then that one is returned).
+    async fn baseline(&self, s: &Subject<'_>, now_ms: i64, share: bool) -> Spend {
         let start = period_start_ms(s.limits.budget_period, now_ms);
-        match &self.backend {
-            Backend::Memory(map) => {
-                if let Ok(map) = map.lock()
-                    && let Some((p, spent)) = map.get(s.id).and_then(|c| c.spend)
-                    && p == start
-                {
-                    return spent;
-                }
-                let baseline = self.ledger(s, start).await;
-                let Ok(mut map) = map.lock() else {
-                    return baseline;
-                };
-                let c = map.entry(s.id.to_owned()).or_default();
-                match c.spend {
-                    Some((p, spent)) if p == start => spent,
-                    _ => {
-                        c.spend = Some((start, baseline));
-                        baseline
-                    }
-                }
-            }
-            Backend::Redis { .. } => {
-                let k = format!("fw:spend:{}:{start}", s.id);
-                let mut get = redis::pipe();
-                get.cmd("GET").arg(&k);
-                match self.redis_query::<(Option<i64>,)>(&get).await {
-                    Some((Some(spent),)) => spent,
-                    Some((None,)) => {
-                        let baseline = self.ledger(s, start).await;
-                        let mut set = redis::pipe();
-                        set.cmd("SET").arg(&k).arg(baseline).arg("NX").ignore();
-                        set.cmd("PEXPIREAT")
-                            .arg(&k)
-                            .arg(period_end_ms(s.limits.budget_period, now_ms) + 86_400_000)
-                            .ignore();
-                        set.cmd("GET").arg(&k);
-                        self.redis_query::<(Option<i64>,)>(&set)
-                            .await
-                            .and_then(|(v,)| v)
-                            .unwrap_or(baseline)
-                    }
-                    None => 0,
-                }
-            }
+        let nanos = self.ledger(s, start).await;
+        let local = Spend {
+            start,
+            nanos,
+            shared: false,
+        };
+        if !share {
+            return local;
+        }
+        let k = s.spend_key(now_ms);
+        let mut set = redis::pipe();
+        set.cmd("SET").arg(&k).arg(nanos).arg("NX").ignore();
+        set.cmd("PEXPIREAT")
+            .arg(&k)
+            .arg(period_end_ms(s.limits.budget_period, now_ms) + SPEND_GRACE_MS)
+            .ignore();
+        set.cmd("GET").arg(&k);
+        match self.shared.query::<(Option<i64>,)>(&set).await {
+            Some((Some(nanos),)) => Spend {
+                start,
+                nanos,
+                shared: true,
+            },
+            _ => local,
         }
     }
 
@@ -388,109 +513,269 @@ impl Limiter {
         match store.spend_since(s.owner, since).await {
             Ok(n) => n,
             Err(e) => {
-                self.errors.fetch_add(1, Ordering::Relaxed);
+                self.shared.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, subject = s.id, "could not read spend from the ledger");
                 0
             }
         }
     }
 
-    /// Counts one request in every subject's window and returns the windows after it.
-    async fn count_request(&self, subjects: &[Subject<'_>], now_ms: i64) -> Option<Vec<Window>> {
-        let minute = now_ms.div_euclid(MINUTE_MS);
-        match &self.backend {
-            Backend::Memory(map) => {
-                let mut map = map.lock().ok()?;
-                Some(
-                    subjects
-                        .iter()
-                        .map(|s| {
-                            if s.limits.rpm.is_none() && s.limits.tpm.is_none() {
-                                return Window::default();
-                            }
-                            let c = map.entry(s.id.to_owned()).or_default();
-                            c.window.roll(minute);
-                            c.window.requests += 1;
-                            c.window
-                        })
-                        .collect(),
-                )
-            }
-            Backend::Redis { .. } => {
-                let mut pipe = redis::pipe();
-                for s in subjects {
-                    let r = format!("fw:rl:{}:r:{minute}", s.id);
-                    let t = format!("fw:rl:{}:t:{minute}", s.id);
-                    if s.limits.rpm.is_some() {
-                        pipe.cmd("INCR").arg(&r);
-                        pipe.cmd("PEXPIRE").arg(&r).arg(2 * MINUTE_MS).ignore();
-                    } else {
-                        pipe.cmd("GET").arg(&r);
-                    }
-                    pipe.cmd("GET")
-                        .arg(format!("fw:rl:{}:r:{}", s.id, minute - 1));
-                    pipe.cmd("GET").arg(&t);
-                    pipe.cmd("GET")
-                        .arg(format!("fw:rl:{}:t:{}", s.id, minute - 1));
-                }
-                let values: Vec<Option<i64>> = self.redis_query(&pipe).await?;
-                let n = |v: Option<&Option<i64>>| {
-                    v.copied()
-                        .flatten()
-                        .and_then(|x| u64::try_from(x).ok())
-                        .unwrap_or(0)
-                };
-                Some(
-                    values
-                        .chunks(4)
-                        .map(|c| Window {
-                            minute,
-                            requests: n(c.first()),
-                            prev_requests: n(c.get(1)),
-                            tokens: n(c.get(2)),
-                            prev_tokens: n(c.get(3)),
-                        })
-                        .collect(),
-                )
-            }
-        }
-    }
-
-    async fn uncount_request(&self, subjects: &[Subject<'_>], now_ms: i64) {
-        let minute = now_ms.div_euclid(MINUTE_MS);
-        match &self.backend {
-            Backend::Memory(map) => {
-                let Ok(mut map) = map.lock() else { return };
-                for s in subjects
-                    .iter()
-                    .filter(|s| s.limits.rpm.is_some() || s.limits.tpm.is_some())
-                {
-                    if let Some(c) = map.get_mut(s.id)
-                        && c.window.minute == minute
-                    {
-                        c.window.requests = c.window.requests.saturating_sub(1);
-                    }
-                }
-            }
-            Backend::Redis { .. } => {
-                let mut pipe = redis::pipe();
-                for s in subjects.iter().filter(|s| s.limits.rpm.is_some()) {
-                    pipe.cmd("DECR")
-                        .arg(format!("fw:rl:{}:r:{minute}", s.id))
-                        .ignore();
-                }
-                self.redis_query::<()>(&pipe).await;
-            }
-        }
-    }
-
-    async fn redis_query<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> Option<T> {
-        let Backend::Redis { client, connection } = &self.backend else {
-            return None;
+    /// Tells the sync task there is something to push (starting it the first time).
+    fn wake(&self) {
+        let Some(redis) = &self.shared.redis else {
+            return;
         };
-        let conn = connection
+        redis.task.call_once(|| {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(sync_loop(Arc::downgrade(&self.shared), redis.wake.clone()));
+            }
+        });
+        redis.wake.notify_one();
+    }
+}
+
+/// The decision, on this process's counters; counts the request if it goes ahead.
+fn decide(state: &mut State, subjects: &[Subject<'_>], now_ms: i64, shared: bool) -> Verdict {
+    let minute = now_ms.div_euclid(MINUTE_MS);
+    let mut quota = Quota::default();
+    let mut refusal: Option<(Exceeded, String, Duration)> = None;
+    let mut downgrade = None;
+    for s in subjects.iter().filter(|s| !s.limits.is_unlimited()) {
+        let c = state.entry(s.id);
+        c.window.roll(minute);
+        let w = c.window;
+        if let Some(rpm) = s.limits.rpm {
+            // Counting this one.
+            let used = estimate(w.prev_requests, w.requests + 1, now_ms);
+            let r = Remaining {
+                limit: rpm,
+                remaining: rpm.saturating_sub(used),
+                reset: reset(now_ms),
+            };
+            quota.requests = tighter(quota.requests, r);
+            if used > rpm && refusal.is_none() {
+                refusal = Some((
+                    Exceeded::Requests,
+                    format!("{} is over its limit of {rpm} requests per minute", s.id),
+                    reset(now_ms),
+                ));
+            }
+        }
+        if let Some(tpm) = s.limits.tpm {
+            let used = estimate(w.prev_tokens, w.tokens, now_ms);
+            let r = Remaining {
+                limit: tpm,
+                remaining: tpm.saturating_sub(used),
+                reset: reset(now_ms),
+            };
+            quota.tokens = tighter(quota.tokens, r);
+            if used >= tpm && refusal.is_none() {
+                refusal = Some((
+                    Exceeded::Tokens,
+                    format!("{} is over its limit of {tpm} tokens per minute", s.id),
+                    reset(now_ms),
+                ));
+            }
+        }
+        let Some(budget) = s.limits.budget_nanos else {
+            continue;
+        };
+        let start = period_start_ms(s.limits.budget_period, now_ms);
+        let spent = c
+            .spend
+            .filter(|sp| sp.start == start)
+            .map_or(0, |sp| sp.nanos);
+        if spent < budget || refusal.is_some() {
+            continue;
+        }
+        let period = s.limits.budget_period;
+        match s
+            .limits
+            .on_exceed
+            .as_deref()
+            .and_then(|a| a.strip_prefix("route:"))
+        {
+            // A later subject's hard limit still refuses.
+            Some(route) => downgrade = downgrade.or(Some(route.to_owned())),
+            None => {
+                let until = period_end_ms(period, now_ms) - now_ms;
+                refusal = Some((
+                    Exceeded::Budget,
+                    format!(
+                        "{} has spent ${} of its ${} {} budget",
+                        s.id,
+                        usd(spent),
+                        usd(budget),
+                        period.as_str()
+                    ),
+                    Duration::from_millis(u64::try_from(until).unwrap_or(0)),
+                ));
+            }
+        }
+    }
+    if let Some((exceeded, message, retry_after)) = refusal {
+        // A refused request does not use up any window.
+        return Verdict::Refuse {
+            exceeded,
+            message,
+            retry_after,
+            quota,
+        };
+    }
+    for s in subjects.iter().filter(|s| !s.limits.is_unlimited()) {
+        let c = state.entry(s.id);
+        if s.windowed() {
+            c.window.requests += 1;
+            if shared {
+                c.count(minute, 1, 0);
+            }
+        }
+        // Read back at the next sync, so its view follows every instance's.
+        if shared {
+            state.touch(s.id);
+        }
+    }
+    match downgrade {
+        Some(route) => Verdict::Downgrade { route, quota },
+        None => Verdict::Admit(quota),
+    }
+}
+
+/// Pushes counts every [`SYNC_EVERY`] while there are any; ends with its limiter.
+async fn sync_loop(shared: Weak<Shared>, wake: Arc<Notify>) {
+    loop {
+        // Wakes now and then to notice that the limiter is gone.
+        let _ = tokio::time::timeout(Duration::from_secs(1), wake.notified()).await;
+        tokio::time::sleep(SYNC_EVERY).await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        shared.sync(freeway_store::now_ms()).await;
+    }
+}
+
+/// What one sync takes out of a subject's counters.
+struct Outgoing {
+    id: String,
+    deltas: Vec<Delta>,
+    spend: Option<(i64, i64)>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The counters are plain numbers: a panic elsewhere cannot leave them half-written.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads the counters of `subjects` from Redis (`window: None` where it did not answer).
+    async fn read(&self, subjects: &[&Subject<'_>], now_ms: i64) -> Vec<Remote> {
+        let minute = now_ms.div_euclid(MINUTE_MS);
+        let mut pipe = redis::pipe();
+        for s in subjects {
+            let spend = s.limits.budget_nanos.map(|_| s.spend_key(now_ms));
+            push_reads(&mut pipe, s.id, minute, spend.as_deref());
+        }
+        let values: Option<Vec<redis::Value>> = self.query(&pipe).await;
+        subjects
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match &values {
+                Some(v) => read_remote(
+                    v.get(i * 5..i * 5 + 5).unwrap_or_default(),
+                    minute,
+                    s.limits
+                        .budget_nanos
+                        .map(|_| period_start_ms(s.limits.budget_period, now_ms)),
+                ),
+                None => Remote::default(),
+            })
+            .collect()
+    }
+
+    async fn sync(&self, now_ms: i64) {
+        let minute = now_ms.div_euclid(MINUTE_MS);
+        let outgoing: Vec<Outgoing> = {
+            let mut state = self.lock();
+            let ids = std::mem::take(&mut state.dirty);
+            ids.into_iter()
+                .filter_map(|id| {
+                    let c = state.counters.get_mut(&id)?;
+                    c.dirty = false;
+                    let spend = c
+                        .spend
+                        .filter(|s| s.shared)
+                        .map(|s| (s.start, c.pending_spend));
+                    c.pending_spend = 0;
+                    Some(Outgoing {
+                        deltas: std::mem::take(&mut c.pending),
+                        spend,
+                        id,
+                    })
+                })
+                .collect()
+        };
+        if outgoing.is_empty() {
+            return;
+        }
+        let mut pipe = redis::pipe();
+        for o in &outgoing {
+            for d in o.deltas.iter().filter(|d| d.minute >= minute - 1) {
+                let [r, _, t, _] = window_keys(&o.id, d.minute);
+                for (k, n) in [(r, d.requests), (t, d.tokens)] {
+                    if n != 0 {
+                        pipe.cmd("INCRBY").arg(&k).arg(n).ignore();
+                        pipe.cmd("PEXPIRE").arg(&k).arg(2 * MINUTE_MS).ignore();
+                    }
+                }
+            }
+            let spend_key = o
+                .spend
+                .map(|(start, _)| format!("fw:spend:{}:{start}", o.id));
+            if let (Some(k), Some((_, n))) = (&spend_key, o.spend)
+                && n != 0
+            {
+                // The key was made with its expiry (`baseline`); INCRBY keeps it.
+                pipe.cmd("INCRBY").arg(k).arg(n).ignore();
+            }
+            push_reads(&mut pipe, &o.id, minute, spend_key.as_deref());
+        }
+        let values: Option<Vec<redis::Value>> = self.query(&pipe).await;
+        let mut state = self.lock();
+        for (i, o) in outgoing.into_iter().enumerate() {
+            let Some(c) = state.counters.get_mut(&o.id) else {
+                continue;
+            };
+            match &values {
+                Some(v) => {
+                    let remote = read_remote(
+                        v.get(i * 5..i * 5 + 5).unwrap_or_default(),
+                        minute,
+                        o.spend.map(|(start, _)| start),
+                    );
+                    c.apply(&remote, now_ms);
+                }
+                // Nothing reached Redis: keep the counts for the next sync.
+                None => {
+                    for d in o.deltas {
+                        c.count(d.minute, d.requests, d.tokens);
+                    }
+                    if let Some((start, n)) = o.spend
+                        && c.spend.is_some_and(|s| s.start == start)
+                    {
+                        c.pending_spend += n;
+                    }
+                    state.touch(&o.id);
+                }
+            }
+        }
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> Option<T> {
+        let redis = self.redis.as_ref()?;
+        let conn = redis
+            .connection
             .get_or_try_init(|| async {
-                tokio::time::timeout(REDIS_TIMEOUT * 4, client.get_connection_manager())
+                tokio::time::timeout(REDIS_TIMEOUT * 4, redis.client.get_connection_manager())
                     .await
                     .map_err(|_| "timed out connecting".to_owned())?
                     .map_err(|e| e.to_string())
@@ -499,28 +784,38 @@ impl Limiter {
         let mut conn = match conn {
             Ok(c) => c.clone(),
             Err(e) => {
-                self.redis_failed(&e);
+                self.failed(&e);
                 return None;
             }
         };
         match tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async::<T>(&mut conn)).await {
             Ok(Ok(v)) => Some(v),
             Ok(Err(e)) => {
-                self.redis_failed(&e.to_string());
+                self.failed(&e.to_string());
                 None
             }
             Err(_) => {
-                self.redis_failed("timed out");
+                self.failed("timed out");
                 None
             }
         }
     }
 
-    fn redis_failed(&self, error: &str) {
+    fn failed(&self, error: &str) {
         self.errors.fetch_add(1, Ordering::Relaxed);
+        let now = freeway_store::now_ms();
+        let last = self.warned_ms.load(Ordering::Relaxed);
+        if now - last < 10_000
+            || self
+                .warned_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
         tracing::warn!(
             error,
-            "rate-limit counters (redis) unavailable; admitting the request"
+            "rate-limit counters (redis) unavailable; this instance enforces limits on its own counts"
         );
     }
 }
@@ -596,7 +891,7 @@ mod tests {
             limits: &lim,
         }];
         assert!(matches!(l.admit(&s, T0).await, Verdict::Admit(_)));
-        l.settle(&s, 120, 0, T0 + 5).await;
+        l.settle(&s, 120, 0, T0 + 5);
         let v = l.admit(&s, T0 + 6).await;
         assert!(
             matches!(
@@ -628,7 +923,7 @@ mod tests {
             limits: &hard,
         }];
         assert!(matches!(l.admit(&s, T0).await, Verdict::Admit(_)));
-        l.settle(&s, 10, 1_000, T0).await;
+        l.settle(&s, 10, 1_000, T0);
         let v = l.admit(&s, T0 + 1).await;
         let Verdict::Refuse {
             exceeded,
@@ -649,7 +944,7 @@ mod tests {
             limits: &soft,
         }];
         l.admit(&s, T0).await;
-        l.settle(&s, 10, 2_000, T0).await;
+        l.settle(&s, 10, 2_000, T0);
         assert_eq!(
             l.admit(&s, T0 + 1).await,
             Verdict::Downgrade {
@@ -659,12 +954,16 @@ mod tests {
         );
     }
 
-    /// The same limits hold across instances: two limiters on one Redis share the windows.
+    fn redis_url() -> String {
+        std::env::var("FREEWAY_TEST_REDIS").unwrap_or("redis://127.0.0.1:6379/".into())
+    }
+
+    /// The same limits hold across instances: two limiters on one Redis share the windows
+    /// once they have synced.
     #[tokio::test]
     async fn redis_counters_are_shared() {
-        let url = std::env::var("FREEWAY_TEST_REDIS").unwrap_or("redis://127.0.0.1:6379/".into());
-        let a = Limiter::redis(&url, None).unwrap();
-        let b = Limiter::redis(&url, None).unwrap();
+        let a = Limiter::redis(&redis_url(), None).unwrap();
+        let b = Limiter::redis(&redis_url(), None).unwrap();
         let id = format!("key:test-{}", freeway_types::random_id(""));
         let lim = Limits {
             rpm: Some(2),
@@ -680,7 +979,10 @@ mod tests {
         let now = now();
         assert!(matches!(a.admit(&s, now).await, Verdict::Admit(_)));
         assert!(matches!(b.admit(&s, now).await, Verdict::Admit(_)));
-        let v = a.admit(&s, now).await;
+        a.sync(now).await;
+        // b pushes its count and reads back a's.
+        b.sync(now).await;
+        let v = b.admit(&s, now).await;
         assert!(
             matches!(
                 v,
@@ -693,14 +995,22 @@ mod tests {
         );
         assert_eq!(a.errors(), 0, "redis must be reachable for this test");
 
+        // Spend settled on one instance stops the other.
         let id2 = format!("{id}-b");
+        let budget = Limits {
+            budget_nanos: Some(500),
+            ..Limits::default()
+        };
         let s = [Subject {
             id: &id2,
             owner: SpendOwner::Key("x"),
-            limits: &lim,
+            limits: &budget,
         }];
         assert!(matches!(a.admit(&s, now).await, Verdict::Admit(_)));
-        b.settle(&s, 10, 600, now).await;
+        assert!(matches!(b.admit(&s, now).await, Verdict::Admit(_)));
+        b.settle(&s, 10, 600, now);
+        b.sync(now).await;
+        a.sync(now).await;
         let v = a.admit(&s, now).await;
         assert!(
             matches!(
@@ -712,6 +1022,83 @@ mod tests {
             ),
             "{v:?}"
         );
+
+        // A new instance reads the shared totals before its first decision.
+        let c = Limiter::redis(&redis_url(), None).unwrap();
+        let v = c.admit(&s, now).await;
+        assert!(
+            matches!(
+                v,
+                Verdict::Refuse {
+                    exceeded: Exceeded::Budget,
+                    ..
+                }
+            ),
+            "{v:?}"
+        );
+    }
+
+    /// Counts reach Redis without anyone asking: the background sync pushes them.
+    #[tokio::test]
+    async fn counts_are_pushed_in_the_background() {
+        let a = Limiter::redis(&redis_url(), None).unwrap();
+        let id = format!("key:test-{}", freeway_types::random_id(""));
+        let lim = limits(Some(100), Some(10_000));
+        let s = [Subject {
+            id: &id,
+            owner: SpendOwner::Key("x"),
+            limits: &lim,
+        }];
+        let now = now();
+        for _ in 0..3 {
+            assert!(matches!(a.admit(&s, now).await, Verdict::Admit(_)));
+        }
+        a.settle(&s, 42, 0, now);
+        let minute = now.div_euclid(MINUTE_MS);
+        let mut conn = redis::Client::open(redis_url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let mut seen = (None, None);
+        for _ in 0..500 {
+            seen = redis::pipe()
+                .cmd("GET")
+                .arg(format!("fw:rl:{id}:r:{minute}"))
+                .cmd("GET")
+                .arg(format!("fw:rl:{id}:t:{minute}"))
+                .query_async::<(Option<i64>, Option<i64>)>(&mut conn)
+                .await
+                .unwrap();
+            if seen == (Some(3), Some(42)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(seen, (Some(3), Some(42)));
+    }
+
+    /// Without Redis, an instance still enforces limits on what it counted itself.
+    #[tokio::test]
+    async fn redis_down_falls_back_to_local_counts() {
+        let l = Limiter::redis("redis://127.0.0.1:1/", None).unwrap();
+        let lim = limits(Some(2), None);
+        let s = [Subject {
+            id: "key:offline",
+            owner: SpendOwner::Key("offline"),
+            limits: &lim,
+        }];
+        assert!(matches!(l.admit(&s, T0).await, Verdict::Admit(_)));
+        assert!(matches!(l.admit(&s, T0 + 1).await, Verdict::Admit(_)));
+        l.sync(T0 + 2).await;
+        assert!(matches!(
+            l.admit(&s, T0 + 3).await,
+            Verdict::Refuse {
+                exceeded: Exceeded::Requests,
+                ..
+            }
+        ));
+        assert!(l.errors() > 0);
     }
 
     fn now() -> i64 {

@@ -484,15 +484,10 @@ impl Meter {
         };
         let now = now_ms();
         if let Some(p) = &self.principal {
-            let key_id = format!("key:{}", p.key.id);
-            let team_id = format!("team:{}", p.team.id);
-            let tenancy = self.tenancy.clone();
-            let p = p.clone();
+            let (key_id, team_id) = (format!("key:{}", p.key.id), format!("team:{}", p.team.id));
             let tokens = usage.input_tokens + usage.output_tokens;
-            tokio::spawn(async move {
-                let subjects = subjects(&p, &key_id, &team_id);
-                tenancy.limiter.settle(&subjects, tokens, cost, now).await;
-            });
+            let subjects = subjects(p, &key_id, &team_id);
+            self.tenancy.limiter.settle(&subjects, tokens, cost, now);
         }
         self.tenancy.record(UsageRecord {
             at: now,

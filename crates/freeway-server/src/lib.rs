@@ -1,7 +1,8 @@
 //! The HTTP API: OpenAI- and Anthropic-compatible ingress in front of the gateway.
 //!
-//! Each ingress format lives in its own module ([`openai`], [`anthropic`]) and converts to
-//! `freeway-types` at the edge; errors leave in the format of the route they came in on.
+//! Each ingress format lives in its own module ([`openai`], [`anthropic`], and [`responses`]
+//! for the OpenAI Responses API) and converts to `freeway-types` at the edge; errors leave in
+//! the format of the route they came in on.
 //! [`exec`] serves `/v1/exec` over `freeway-sandbox`; [`ops`] the operators' views
 //! (`/admin/routes`, `/metrics`); [`sessions`] the agents (`/v1/sessions`, `/v1/tools`,
 //! `model: "agent:…"`). This crate owns routing, authentication, body limits and SSE framing;
@@ -16,6 +17,7 @@ mod http;
 pub mod jwt;
 mod openai;
 pub mod ops;
+mod responses;
 pub mod sessions;
 pub mod tenancy;
 
@@ -82,6 +84,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/models", get(openai::list_models))
         .route("/v1/models/{*model}", get(openai::get_model))
         .route("/v1/messages", post(anthropic::messages))
+        .route("/v1/responses", post(responses::create))
+        .route(
+            "/v1/responses/{id}",
+            get(responses::retrieve).delete(responses::delete),
+        )
         .route(
             "/v1/sessions",
             post(sessions::create_session).get(sessions::list_sessions),

@@ -4,6 +4,7 @@
 mod exec;
 mod fuzz;
 mod openapi;
+mod responses;
 mod sessions;
 mod streaming;
 mod tenancy;

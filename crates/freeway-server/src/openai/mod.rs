@@ -16,6 +16,7 @@ use serde_json::json;
 pub use embeddings::embeddings;
 pub use estimate::estimate;
 use request::ChatCompletionRequest;
+pub(crate) use request::{function_tool, image, json_schema, tool_choice_mode};
 pub(crate) use response::{ChunkEncoder, completion as completion_json};
 
 use crate::error::ApiError;

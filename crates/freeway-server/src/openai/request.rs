@@ -125,28 +125,26 @@ impl ChatCompletionRequest {
             .enumerate()
             .map(|(i, m)| message(i, m))
             .collect::<Result<Vec<_>, _>>()?;
-        let tools =
-            self.tools
-                .unwrap_or_default()
-                .into_iter()
-                .enumerate()
-                .map(|(i, t)| {
-                    if t.kind != "function" {
-                        return Err(ApiError::invalid(
-                            format!("tools[{i}].type"),
-                            format!("`{}` tools are not supported; use `function`", t.kind),
-                        ));
-                    }
-                    Ok(ToolDefinition {
-                        name: t.function.name,
-                        description: t.function.description,
-                        parameters: t.function.parameters.unwrap_or_else(
-                            || serde_json::json!({"type": "object", "properties": {}}),
-                        ),
-                        strict: t.function.strict,
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+        let tools = self
+            .tools
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| {
+                if t.kind != "function" {
+                    return Err(ApiError::invalid(
+                        format!("tools[{i}].type"),
+                        format!("`{}` tools are not supported; use `function`", t.kind),
+                    ));
+                }
+                Ok(function_tool(
+                    t.function.name,
+                    t.function.description,
+                    t.function.parameters,
+                    t.function.strict,
+                ))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(ChatRequest {
             model: self.model,
             messages,
@@ -264,10 +262,7 @@ fn content_part(at: &str, part: Value, images: bool) -> Result<ContentPart, ApiE
                     ));
                 }
             };
-            Ok(ContentPart::Image {
-                source: ImageSource::from_url(&url),
-                detail,
-            })
+            Ok(image(&url, detail))
         }
         "image_url" => Err(ApiError::invalid(
             format!("{at}.type"),
@@ -283,15 +278,12 @@ fn content_part(at: &str, part: Value, images: bool) -> Result<ContentPart, ApiE
 
 fn tool_choice(value: Value) -> Result<ToolChoice, ApiError> {
     match &value {
-        Value::String(s) => match s.as_str() {
-            "auto" => Ok(ToolChoice::Auto),
-            "none" => Ok(ToolChoice::None),
-            "required" => Ok(ToolChoice::Required),
-            other => Err(ApiError::invalid(
+        Value::String(s) => tool_choice_mode(s).ok_or_else(|| {
+            ApiError::invalid(
                 "tool_choice",
-                format!("unknown value `{other}`; expected auto, none, required or a function"),
-            )),
-        },
+                format!("unknown value `{s}`; expected auto, none, required or a function"),
+            )
+        }),
         Value::Object(o) => o
             .get("function")
             .and_then(|f| f.get("name"))
@@ -327,23 +319,65 @@ fn response_format(value: Value) -> Result<ResponseFormat, ApiError> {
                     "is required for type json_schema",
                 )
             })?;
-            let schema = spec.get("schema").cloned().ok_or_else(|| {
-                ApiError::invalid("response_format.json_schema.schema", "is required")
-            })?;
-            Ok(ResponseFormat::JsonSchema {
-                name: spec
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("response")
-                    .to_owned(),
-                schema,
-                strict: spec.get("strict").and_then(Value::as_bool),
-            })
+            json_schema("response_format.json_schema", spec)
         }
         other => Err(ApiError::invalid(
             "response_format.type",
             format!("unknown value `{other}`; expected text, json_object or json_schema"),
         )),
+    }
+}
+
+/// A JSON schema format from the object holding `name`, `schema` and `strict` (Chat
+/// Completions nests it under `json_schema`, the Responses API's `text.format` is flat).
+pub(crate) fn json_schema(at: &str, spec: &Value) -> Result<ResponseFormat, ApiError> {
+    let schema = spec
+        .get("schema")
+        .cloned()
+        .ok_or_else(|| ApiError::invalid(format!("{at}.schema"), "is required"))?;
+    Ok(ResponseFormat::JsonSchema {
+        name: spec
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("response")
+            .to_owned(),
+        schema,
+        strict: spec.get("strict").and_then(Value::as_bool),
+    })
+}
+
+/// `auto`, `none` or `required`, as both OpenAI formats spell them.
+pub(crate) fn tool_choice_mode(mode: &str) -> Option<ToolChoice> {
+    match mode {
+        "auto" => Some(ToolChoice::Auto),
+        "none" => Some(ToolChoice::None),
+        "required" => Some(ToolChoice::Required),
+        _ => None,
+    }
+}
+
+/// A function tool; one without `parameters` takes an empty object.
+pub(crate) fn function_tool(
+    name: String,
+    description: Option<String>,
+    parameters: Option<Value>,
+    strict: Option<bool>,
+) -> ToolDefinition {
+    ToolDefinition {
+        name,
+        description,
+        parameters: parameters
+            .filter(|p| !p.is_null())
+            .unwrap_or_else(|| serde_json::json!({"type": "object", "properties": {}})),
+        strict,
+    }
+}
+
+/// An image by URL; a `data:` URL becomes inline bytes.
+pub(crate) fn image(url: &str, detail: Option<String>) -> ContentPart {
+    ContentPart::Image {
+        source: ImageSource::from_url(url),
+        detail,
     }
 }
 

@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 LISTEN ?= 127.0.0.1:4000
 
-.PHONY: run test build test-bins release lint fmt unit e2e venv bench clean
+.PHONY: run test build test-bins release lint fmt unit e2e venv mcp-servers bench clean
 
 ## run: fetch the embedded model if missing, build, and serve on $(LISTEN)
 run: release
@@ -25,7 +25,7 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-unit:
+unit: mcp-servers
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast; \
 	else \
@@ -39,12 +39,20 @@ $(VENV)/.installed: tests/e2e/requirements.txt
 
 venv: $(VENV)/.installed
 
+# Third-party MCP servers (npm) that the MCP client's tests run against.
+MCP_SERVERS := tests/mcp/node_modules/.installed
+$(MCP_SERVERS): tests/mcp/package.json tests/mcp/package-lock.json
+	npm ci --prefix tests/mcp --no-audit --no-fund --loglevel=error
+	touch $@
+
+mcp-servers: $(MCP_SERVERS)
+
 # The same feature set as the unit tests' build, so that `make test` compiles llama.cpp once for
 # the tests, not again for `--bins` alone (which leaves dev-dependencies out).
 test-bins:
 	$(CARGO) build --workspace --all-targets
 
-e2e: test-bins venv
+e2e: test-bins venv mcp-servers
 	$(VENV)/bin/python -m pytest tests/e2e -q
 
 bench:
@@ -55,4 +63,4 @@ fmt:
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) tests/mcp/node_modules

@@ -12,6 +12,7 @@ import openai
 import pytest
 
 from conftest import (
+    ROOT,
     ANTHROPIC_KEY,
     FREEWAY_BIN,
     GEMINI_KEY,
@@ -26,6 +27,8 @@ PROTOCOLS = {"openai": "openai", "anthropic": "claude", "gemini": "gemini"}
 
 BUGGY = "def add(a, b):\n    return a - b\n"
 TEST = "from calc import add\n\nassert add(2, 3) == 5, add(2, 3)\nprint('ok: 2 + 3 == 5')\n"
+# The reference MCP server from npm (installed by `npm ci --prefix tests/mcp`).
+EVERYTHING = ROOT / "tests/mcp/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
 
 
 def make_repo(path):
@@ -44,6 +47,25 @@ on_missing = "degrade"
 default_timeout_ms = 20000
 """
     ]
+    lines.append(
+        f"""
+[[mcp_servers]]
+name = "everything"
+command = ["node", "{EVERYTHING}", "stdio"]
+tools = ["echo", "get-sum"]
+kind = "read"
+
+[[mcp_servers]]
+name = "down"
+command = ["/nonexistent/mcp-server"]
+
+[[agents]]
+name = "mcp-user"
+model = "openai/coding-agent"
+tools = ["read_file"]
+mcp_servers = ["everything", "down"]
+"""
+    )
     for protocol, provider in PROTOCOLS.items():
         lines.append(
             f"""
@@ -236,3 +258,25 @@ def test_agent_errors_are_openai_errors(agent_base):
     assert {"read_file", "edit_file", "bash", "grep"} <= {t["name"] for t in tools}
     agents = httpx.get(agent_base + "/v1/agents", headers=AUTH).json()["data"]
     assert {"coder-openai", "coder-anthropic", "coder-gemini"} <= {a["name"] for a in agents}
+
+
+def test_mcp_server_tools_are_discovered(agent_base):
+    assert EVERYTHING.exists(), "run `npm ci --prefix tests/mcp`"
+    r = httpx.get(f"{agent_base}/v1/tools", headers=AUTH)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    echo = next(t for t in body["data"] if t["name"] == "mcp__everything__echo")
+    assert echo["source"] == "mcp"
+    assert echo["kind"] == "read"
+    assert echo["parameters"]["properties"]["message"]["type"] == "string"
+    servers = {s["name"]: s for s in body["mcp_servers"]}
+    assert servers["everything"]["connected"] is True
+    assert servers["everything"]["tools"] == ["mcp__everything__echo", "mcp__everything__get-sum"]
+    # A server that cannot start is reported, with why, and freeway serves on without it.
+    assert servers["down"]["connected"] is False
+    assert "could not be started" in servers["down"]["error"]
+
+    agents = httpx.get(f"{agent_base}/v1/agents", headers=AUTH).json()["data"]
+    user = next(a for a in agents if a["name"] == "mcp-user")
+    assert user["mcp_servers"] == ["everything", "down"]
+    assert "mcp__everything__echo" in user["tools"]

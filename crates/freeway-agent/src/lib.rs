@@ -10,6 +10,7 @@
 pub mod approval;
 pub mod compaction;
 pub mod event;
+pub mod mcp;
 pub mod model;
 pub mod record;
 pub mod runtime;
@@ -20,6 +21,7 @@ pub mod workspace;
 
 pub use approval::{ApprovalRequest, ApproveAll, Approver, Decision, DenyAll, Pending};
 pub use event::{Event, StopReason};
+pub use mcp::{McpServer, McpStatus};
 pub use model::{GatewayModel, ModelClient, ModelError, ModelStream};
 pub use record::{Context, Record};
 pub use runtime::{AgentError, Owner, Runtime, SessionOptions, Turn, TurnOutcome};

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::approval::{ApprovalRequest, Approver, Decision, needs_approval};
 use crate::compaction;
 use crate::event::{Event, StopReason};
+use crate::mcp::{McpServer, McpStatus};
 use crate::model::ModelClient;
 use crate::record::{CompactionRecord, Context, MessageRecord, Record, TurnRecord};
 use crate::spec::AgentSpec;
@@ -124,6 +125,8 @@ pub struct Runtime {
     prices: Arc<PriceTable>,
     tools: BTreeMap<String, Arc<dyn Tool>>,
     agents: BTreeMap<String, AgentSpec>,
+    /// `[[mcp_servers]]`, connected or not.
+    mcp: Vec<McpStatus>,
     running: Mutex<HashSet<String>>,
 }
 
@@ -142,6 +145,7 @@ impl Runtime {
             prices,
             tools: BTreeMap::new(),
             agents: BTreeMap::new(),
+            mcp: Vec::new(),
             running: Mutex::new(HashSet::new()),
         };
         for tool in crate::tools::builtin() {
@@ -162,8 +166,52 @@ impl Runtime {
         Ok(())
     }
 
-    /// Adds an agent; its tools must all be known.
-    pub fn add_agent(&mut self, spec: AgentSpec) -> Result<(), AgentError> {
+    /// Adds the tools of a connected MCP server, or records why it could not be connected.
+    pub fn add_mcp_server(
+        &mut self,
+        server: Result<Arc<McpServer>, McpStatus>,
+    ) -> Result<(), AgentError> {
+        match server {
+            Ok(server) => {
+                for tool in server.tools() {
+                    self.add_tool(tool)?;
+                }
+                self.mcp.push(server.status());
+            }
+            Err(status) => self.mcp.push(status),
+        }
+        Ok(())
+    }
+
+    /// The configured MCP servers, for `GET /v1/tools`.
+    pub fn mcp_servers(&self) -> &[McpStatus] {
+        &self.mcp
+    }
+
+    /// Adds an agent; its tools must all be known. It gets the tools of each of its MCP
+    /// servers that is connected; one that is not is logged and leaves its tools out.
+    pub fn add_agent(&mut self, mut spec: AgentSpec) -> Result<(), AgentError> {
+        for name in &spec.mcp_servers {
+            let Some(status) = self.mcp.iter().find(|m| &m.name == name) else {
+                return Err(AgentError::Invalid(format!(
+                    "agent `{}` names MCP server `{name}`, which is not configured",
+                    spec.name
+                )));
+            };
+            if let Some(error) = &status.error {
+                tracing::warn!(
+                    agent = spec.name,
+                    server = name,
+                    error,
+                    "MCP server unavailable: the agent runs without its tools"
+                );
+            }
+            for tool in &status.tools {
+                if !spec.tools.contains(tool) {
+                    spec.tools.push(tool.clone());
+                }
+            }
+        }
         if let Some(unknown) = spec.tools.iter().find(|t| !self.tools.contains_key(*t)) {
             return Err(AgentError::Invalid(format!(
                 "agent `{}` names tool `{unknown}`, which does not exist; known tools: {}",

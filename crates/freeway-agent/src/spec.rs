@@ -40,6 +40,8 @@ pub struct AgentSpec {
     pub max_spend_usd: Option<f64>,
     /// Tokens of the model's window; compaction starts at 80 % of it.
     pub context_window: u32,
+    /// MCP servers whose tools the agent gets besides `tools`.
+    pub mcp_servers: Vec<String>,
 }
 
 impl AgentSpec {
@@ -55,6 +57,7 @@ impl AgentSpec {
             max_steps: 50,
             max_spend_usd: None,
             context_window: DEFAULT_CONTEXT_WINDOW,
+            mcp_servers: Vec::new(),
         }
     }
 
@@ -80,6 +83,7 @@ impl AgentSpec {
             max_steps: config.max_steps,
             max_spend_usd: config.max_spend_usd,
             context_window: config.context_window.unwrap_or(DEFAULT_CONTEXT_WINDOW),
+            mcp_servers: config.mcp_servers.clone(),
         }
     }
 }

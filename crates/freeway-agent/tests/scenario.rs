@@ -504,3 +504,72 @@ async fn a_configured_command_tool_runs_with_quoted_arguments() {
     assert_eq!(tools.as_array().unwrap().len(), 1);
     assert_eq!(tools[0]["function"]["name"], "count_lines");
 }
+
+/// A tool of a real MCP server (the npm reference server, `tests/mcp`) in the loop: the model
+/// sees it beside the agent's own tools, its call runs, its result goes back to the model.
+#[tokio::test]
+async fn an_mcp_server_tool_runs_in_the_loop() {
+    let s = setup().await;
+    let mut runtime = runtime(&s, coder()).await;
+    let entry = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/mcp/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    assert!(entry.exists(), "run `npm ci --prefix tests/mcp`");
+    let server = freeway_agent::McpServer::connect(freeway_config::McpServerConfig {
+        name: "everything".into(),
+        transport: freeway_config::McpTransport::Stdio {
+            command: vec!["node".into(), entry.display().to_string(), "stdio".into()],
+            env: Vec::new(),
+        },
+        tools: Some(vec!["echo".into(), "get-sum".into()]),
+        kind: freeway_config::ToolKindConfig::Read,
+        timeout: std::time::Duration::from_secs(30),
+    })
+    .await
+    .unwrap();
+    runtime.add_mcp_server(Ok(server)).unwrap();
+    runtime
+        .add_agent(AgentSpec {
+            name: "mcp".into(),
+            tools: vec!["read_file".into()],
+            mcp_servers: vec!["everything".into()],
+            ..coder()
+        })
+        .unwrap();
+    assert_eq!(runtime.mcp_servers()[0].tools.len(), 2);
+    let session = new_session(&runtime, &s, "mcp").await;
+    s.upstream.push(step(Answer::tool_calls(vec![call(
+        "m1",
+        "mcp__everything__echo",
+        json!({"message": "from the loop"}),
+    )])));
+    s.upstream.push(step(Answer::text("It echoed.")));
+    let (events, outcome) = turn(&runtime, &session.id, "echo something").await;
+    assert_eq!(outcome.reason, StopReason::Completed, "{events:#?}");
+    let output = events
+        .iter()
+        .find_map(|e| match e {
+            Event::ToolFinished { name, output, .. } if name == "mcp__everything__echo" => {
+                Some(output.clone())
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(output, "Echo: from the loop");
+    let requests = s.upstream.requests();
+    let names: Vec<String> = requests[0].json()["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "mcp__everything__echo",
+            "mcp__everything__get-sum",
+            "read_file"
+        ]
+    );
+    let back = requests[1].json()["messages"].to_string();
+    assert!(back.contains("Echo: from the loop"), "{back}");
+}

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use freeway_agent::mcp::connect_all;
 use freeway_agent::tools::CommandTool;
 use freeway_agent::{
     ApprovalRequest, ApproveAll, Approver, Decision, Event, GatewayModel, Owner, Runtime,
@@ -22,8 +23,9 @@ use crate::cli::RunArgs;
 use crate::commands::{load, local_loader, prices};
 use crate::output::{self, Style, paint};
 
-/// The agents of `config` on `gateway`, with their sessions in `store`.
-pub fn runtime(
+/// The agents of `config` on `gateway`, with their sessions in `store`. Connects the MCP
+/// servers, side by side; one that fails is reported and leaves its tools out.
+pub async fn runtime(
     config: &Config,
     gateway: Arc<Gateway>,
     store: Store,
@@ -36,6 +38,11 @@ pub fn runtime(
         runtime
             .add_tool(Arc::new(CommandTool::new(tool.clone())))
             .map_err(|e| anyhow::anyhow!("[[tools]]: {e}"))?;
+    }
+    for server in connect_all(&config.mcp_servers).await {
+        runtime
+            .add_mcp_server(server)
+            .map_err(|e| anyhow::anyhow!("[[mcp_servers]]: {e}"))?;
     }
     for spec in agents_from_config(&config.agents, gateway.default_model()) {
         runtime
@@ -74,7 +81,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     sandbox_config.workspace = cwd.clone();
     let sandbox =
         Arc::new(Sandbox::new(sandbox_config).map_err(|e| anyhow::anyhow!("the sandbox: {e}"))?);
-    let runtime = runtime(&config, gateway, store.clone(), sandbox)?;
+    let runtime = runtime(&config, gateway, store.clone(), sandbox).await?;
     let session = match &args.resume {
         Some(id) => store
             .session(Scope::All, id)

@@ -87,7 +87,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 gateway.clone(),
                 tenancy.store.clone(),
                 sandbox.clone(),
-            )?;
+            )
+            .await?;
             let root = config.sandbox.config.workspace.clone();
             state.agents = Some(Arc::new(freeway_server::sessions::Agents::new(
                 Arc::new(runtime),

@@ -14,6 +14,8 @@ use crate::raw::{RawAuth, RawConfig, RawProvider, S};
 use crate::runtime::*;
 
 mod agents;
+mod mcp;
+pub use mcp::mcp_tool_name;
 mod routes;
 mod sandbox;
 mod tools;
@@ -338,37 +340,60 @@ impl Cx<'_> {
             None => None,
         };
         let tools = self.tools(&raw.tools);
+        let mcp_servers = self.mcp_servers(&raw.mcp_servers);
         let mut agents = Vec::new();
         let mut agent_names = HashSet::new();
         for a in &raw.agents {
-            if let Some(agent) = self.agent(
+            let Some(agent) = self.agent(
                 a,
                 default_model.as_deref(),
                 &provider_names,
                 &route_names,
                 &mut agent_names,
-            ) {
-                let known = |t: &str| {
-                    tools::BUILTIN_TOOLS.contains(&t) || tools.iter().any(|c| c.name == t)
-                };
-                let unknown = a
-                    .tools
-                    .iter()
-                    .flat_map(|list| list.get_ref())
-                    .find(|t| !known(t.get_ref()));
-                match unknown {
-                    Some(t) => self.error(
-                        t.span(),
-                        format!("agents.{}.tools", agent.name),
-                        format!(
-                            "no tool named `{}`; the built-in tools are {}, and [[tools]] adds more",
-                            t.get_ref(),
-                            tools::BUILTIN_TOOLS.join(", ")
-                        ),
+            ) else {
+                continue;
+            };
+            let known =
+                |t: &str| tools::BUILTIN_TOOLS.contains(&t) || tools.iter().any(|c| c.name == t);
+            let unknown = a
+                .tools
+                .iter()
+                .flat_map(|list| list.get_ref())
+                .find(|t| !known(t.get_ref()));
+            if let Some(t) = unknown {
+                self.error(
+                    t.span(),
+                    format!("agents.{}.tools", agent.name),
+                    format!(
+                        "no tool named `{}`; the built-in tools are {}, and [[tools]] adds more (MCP tools come with `mcp_servers`)",
+                        t.get_ref(),
+                        tools::BUILTIN_TOOLS.join(", ")
                     ),
-                    None => agents.push(agent),
-                }
+                );
+                continue;
             }
+            let unknown = a
+                .mcp_servers
+                .iter()
+                .flat_map(|list| list.get_ref())
+                .find(|m| !mcp_servers.iter().any(|s| &s.name == m.get_ref()));
+            if let Some(m) = unknown {
+                let known: Vec<&str> = mcp_servers.iter().map(|s| s.name.as_str()).collect();
+                self.error(
+                    m.span(),
+                    format!("agents.{}.mcp_servers", agent.name),
+                    format!(
+                        "no [[mcp_servers]] entry named `{}`{}",
+                        m.get_ref(),
+                        match known.is_empty() {
+                            true => String::new(),
+                            false => format!("; defined: {}", known.join(", ")),
+                        }
+                    ),
+                );
+                continue;
+            }
+            agents.push(agent);
         }
         let sandbox = self.sandbox(
             &raw.sandbox,
@@ -418,6 +443,7 @@ impl Cx<'_> {
             routes,
             agents,
             tools,
+            mcp_servers,
             telemetry,
             sandbox,
             warnings,

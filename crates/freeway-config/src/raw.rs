@@ -35,6 +35,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub tools: Vec<RawTool>,
     #[serde(default)]
+    pub mcp_servers: Vec<RawMcpServer>,
+    #[serde(default)]
     pub telemetry: RawTelemetry,
     #[serde(default)]
     pub sandbox: RawSandbox,
@@ -211,6 +213,31 @@ pub(crate) struct RawAgent {
     pub max_steps: Option<S<u32>>,
     pub max_spend_usd: Option<S<f64>>,
     pub context_window: Option<S<u32>>,
+    /// Names of `[[mcp_servers]]` whose tools this agent gets.
+    pub mcp_servers: Option<S<Vec<S<String>>>>,
+}
+
+/// `[[mcp_servers]]`: a Model Context Protocol server whose tools agents may call.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMcpServer {
+    pub name: S<String>,
+    /// stdio: the program and its arguments.
+    pub command: Option<S<Vec<S<String>>>>,
+    /// stdio: environment variables for the program (values may be `${SECRET}`).
+    #[serde(default)]
+    pub env: BTreeMap<String, S<String>>,
+    /// Streamable HTTP: the endpoint.
+    pub url: Option<S<String>>,
+    /// Streamable HTTP: headers sent with every request (values may be `${SECRET}`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, S<String>>,
+    /// Only these of the server's tools (default: all).
+    pub tools: Option<S<Vec<S<String>>>>,
+    /// read | edit | execute: what its tools do, for approvals (default execute).
+    pub kind: Option<S<String>>,
+    /// Longest a call may take.
+    pub timeout_secs: Option<S<f64>>,
 }
 
 /// `[[tools]]`: a command-line tool agents may call.

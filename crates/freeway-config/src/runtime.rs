@@ -33,6 +33,8 @@ pub struct Config {
     pub agents: Vec<AgentConfig>,
     /// `[[tools]]`: command-line tools agents may call.
     pub tools: Vec<ToolConfig>,
+    /// `[[mcp_servers]]`: MCP servers whose tools agents may call.
+    pub mcp_servers: Vec<McpServerConfig>,
     pub telemetry: TelemetryConfig,
     pub sandbox: SandboxSettings,
     /// Things that are valid but worth saying (e.g. a setting that has no effect yet).
@@ -354,6 +356,34 @@ pub struct AgentConfig {
     pub max_spend_usd: Option<f64>,
     /// Tokens of the model's context window, for compaction.
     pub context_window: Option<u32>,
+    /// `[[mcp_servers]]` whose tools this agent gets.
+    pub mcp_servers: Vec<String>,
+}
+
+/// An MCP server from `[[mcp_servers]]`.
+#[derive(Debug, Clone)]
+pub struct McpServerConfig {
+    pub name: String,
+    pub transport: McpTransport,
+    /// Only these of its tools; `None`: all of them.
+    pub tools: Option<Vec<String>>,
+    /// What its tools do (MCP's own hints come from the server and are not trusted).
+    pub kind: ToolKindConfig,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum McpTransport {
+    /// A child process speaking MCP on its stdin and stdout.
+    Stdio {
+        command: Vec<String>,
+        env: Vec<(String, Secret)>,
+    },
+    /// MCP's streamable HTTP transport.
+    Http {
+        url: String,
+        headers: Vec<(String, Secret)>,
+    },
 }
 
 /// A tool from `[[tools]]`: a command template run in the sandbox with the call's arguments.

@@ -794,3 +794,95 @@ max_spend_usd = -1
     );
     assert!(text.contains("max_spend_usd"), "{text}");
 }
+
+#[test]
+fn mcp_servers_are_checked_and_their_secrets_resolved() {
+    let good = r#"
+[[mcp_servers]]
+name = "files"
+command = ["npx", "-y", "@modelcontextprotocol/server-filesystem", "/srv"]
+env = { API_TOKEN = "${MCP_TOKEN}" }
+kind = "read"
+
+[[mcp_servers]]
+name = "tracker"
+url = "http://127.0.0.1:3001/mcp"
+headers = { Authorization = "Bearer ${TRACKER_TOKEN}" }
+tools = ["create_issue"]
+timeout_secs = 5
+
+[[agents]]
+name = "coder"
+mcp_servers = ["files", "tracker"]
+"#;
+    let c = ok(good, &[("MCP_TOKEN", "t0k3n"), ("TRACKER_TOKEN", "abc")]);
+    assert_eq!(c.mcp_servers.len(), 2);
+    match &c.mcp_servers[0].transport {
+        freeway_config::McpTransport::Stdio { command, env } => {
+            assert_eq!(command[0], "npx");
+            assert_eq!(env[0].0, "API_TOKEN");
+            assert_eq!(env[0].1.expose(), "t0k3n");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.mcp_servers[0].kind, freeway_config::ToolKindConfig::Read);
+    match &c.mcp_servers[1].transport {
+        freeway_config::McpTransport::Http { url, headers } => {
+            assert_eq!(url, "http://127.0.0.1:3001/mcp");
+            assert_eq!(headers[0].1.expose(), "Bearer abc");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The default is execute: an MCP server's own hints are not trusted.
+    assert_eq!(
+        c.mcp_servers[1].kind,
+        freeway_config::ToolKindConfig::Execute
+    );
+    assert_eq!(
+        c.mcp_servers[1].tools.as_deref(),
+        Some(&["create_issue".to_owned()][..])
+    );
+    assert_eq!(c.mcp_servers[1].timeout, std::time::Duration::from_secs(5));
+    assert_eq!(c.agents[0].mcp_servers, ["files", "tracker"]);
+    assert!(
+        !format!("{:?}", c.mcp_servers).contains("abc"),
+        "secrets stay out of Debug"
+    );
+
+    let bad = r#"
+[[mcp_servers]]
+name = "both"
+command = ["x"]
+url = "http://127.0.0.1:1/mcp"
+
+[[mcp_servers]]
+name = "neither"
+
+[[mcp_servers]]
+name = "ftp"
+url = "ftp://example.com/mcp"
+
+[[mcp_servers]]
+name = "bad__name"
+command = ["x"]
+
+[[mcp_servers]]
+name = "secret"
+command = ["x"]
+env = { TOKEN = "${NOT_SET_ANYWHERE}" }
+
+[[agents]]
+name = "a"
+mcp_servers = ["nowhere"]
+"#;
+    let text = err(bad, &[]).to_string();
+    assert!(text.contains("not both"), "{text}");
+    assert!(text.contains("set `command` (a program"), "{text}");
+    assert!(text.contains("http:// or https://"), "{text}");
+    assert!(text.contains("without `__`"), "{text}");
+    assert!(text.contains("`NOT_SET_ANYWHERE` is not set"), "{text}");
+    assert!(
+        text.contains("no [[mcp_servers]] entry named `nowhere`"),
+        "{text}"
+    );
+}

@@ -58,12 +58,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
     sandbox_config.workspace = cwd.clone();
     let sandbox =
         Arc::new(Sandbox::new(sandbox_config).map_err(|e| anyhow::anyhow!("the sandbox: {e}"))?);
-    let runtime = Arc::new(crate::agent::runtime(
-        &config,
-        gateway,
-        store.clone(),
-        sandbox,
-    )?);
+    let runtime = Arc::new(crate::agent::runtime(&config, gateway, store.clone(), sandbox).await?);
     // What can fail before the screen is taken fails here, printed plainly.
     let resumed = match &args.resume {
         Some(id) => Some(

@@ -104,6 +104,11 @@ impl Cx<'_> {
             max_steps: a.max_steps.as_ref().map_or(50, |m| *m.get_ref()),
             max_spend_usd,
             context_window: a.context_window.as_ref().map(|c| *c.get_ref()),
+            mcp_servers: a
+                .mcp_servers
+                .as_ref()
+                .map(|t| t.get_ref().iter().map(|s| s.get_ref().clone()).collect())
+                .unwrap_or_default(),
         })
     }
 }

@@ -805,8 +805,10 @@ pub async fn list_tools(State(state): State<Arc<AppState>>, headers: HeaderMap) 
                     })
                 })
                 .collect();
+            // Configured MCP servers, connected or not (and why not).
+            let mcp = agents.runtime.mcp_servers();
             Ok(json_response(
-                json!({ "object": "list", "data": data }),
+                json!({ "object": "list", "data": data, "mcp_servers": mcp }),
                 HeaderMap::new(),
             ))
         }
@@ -828,6 +830,7 @@ pub async fn list_agents(State(state): State<Arc<AppState>>, headers: HeaderMap)
                         "name": a.name,
                         "model": a.model,
                         "tools": a.tools,
+                        "mcp_servers": a.mcp_servers,
                         "sandbox": a.isolation.as_str(),
                         "approval": match a.approval {
                             freeway_config::Approval::Suggest => "suggest",

@@ -54,6 +54,15 @@ impl Subject<'_> {
         let start = period_start_ms(self.limits.budget_period, now_ms);
         format!("fw:spend:{}:{start}", self.id)
     }
+
+    /// The budget period's start and when its Redis counter may go.
+    fn period(&self, now_ms: i64) -> (i64, i64) {
+        let p = self.limits.budget_period;
+        (
+            period_start_ms(p, now_ms),
+            period_end_ms(p, now_ms) + SPEND_GRACE_MS,
+        )
+    }
 }
 
 /// How much of a minute limit is left (for `x-ratelimit-*` headers).
@@ -136,6 +145,8 @@ struct Delta {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Spend {
     start: i64,
+    /// When its Redis counter may go.
+    expire_ms: i64,
     nanos: i64,
     /// The counter exists in Redis, so deltas can be added to it there.
     shared: bool,
@@ -316,7 +327,7 @@ fn push_reads(pipe: &mut redis::Pipeline, id: &str, minute: i64, spend_key: Opti
     };
 }
 
-fn read_remote(values: &[redis::Value], minute: i64, spend_start: Option<i64>) -> Remote {
+fn read_remote(values: &[redis::Value], minute: i64, period: Option<(i64, i64)>) -> Remote {
     let n = |i: usize| -> Option<i64> {
         values
             .get(i)
@@ -332,9 +343,10 @@ fn read_remote(values: &[redis::Value], minute: i64, spend_start: Option<i64>) -
             tokens: u(2),
             prev_tokens: u(3),
         }),
-        spend: spend_start.and_then(|start| {
+        spend: period.and_then(|(start, expire_ms)| {
             n(4).map(|nanos| Spend {
                 start,
+                expire_ms,
                 nanos,
                 shared: true,
             })
@@ -480,10 +492,11 @@ impl Limiter {
     /// Spend so far in the period from the ledger. With `share`, also made the shared counter
     /// in Redis unless another instance made it first (then that one is returned).
     async fn baseline(&self, s: &Subject<'_>, now_ms: i64, share: bool) -> Spend {
-        let start = period_start_ms(s.limits.budget_period, now_ms);
+        let (start, expire_ms) = s.period(now_ms);
         let nanos = self.ledger(s, start).await;
         let local = Spend {
             start,
+            expire_ms,
             nanos,
             shared: false,
         };
@@ -493,16 +506,13 @@ impl Limiter {
         let k = s.spend_key(now_ms);
         let mut set = redis::pipe();
         set.cmd("SET").arg(&k).arg(nanos).arg("NX").ignore();
-        set.cmd("PEXPIREAT")
-            .arg(&k)
-            .arg(period_end_ms(s.limits.budget_period, now_ms) + SPEND_GRACE_MS)
-            .ignore();
+        set.cmd("PEXPIREAT").arg(&k).arg(expire_ms).ignore();
         set.cmd("GET").arg(&k);
         match self.shared.query::<(Option<i64>,)>(&set).await {
             Some((Some(nanos),)) => Spend {
-                start,
                 nanos,
                 shared: true,
+                ..local
             },
             _ => local,
         }
@@ -658,7 +668,9 @@ async fn sync_loop(shared: Weak<Shared>, wake: Arc<Notify>) {
 struct Outgoing {
     id: String,
     deltas: Vec<Delta>,
-    spend: Option<(i64, i64)>,
+    /// The spend counted here since the last sync; a counter that is not in Redis yet (Redis
+    /// was down when the subject was loaded) is made there from this instance's total.
+    spend: Option<(Spend, i64)>,
 }
 
 impl Shared {
@@ -683,9 +695,7 @@ impl Shared {
                 Some(v) => read_remote(
                     v.get(i * 5..i * 5 + 5).unwrap_or_default(),
                     minute,
-                    s.limits
-                        .budget_nanos
-                        .map(|_| period_start_ms(s.limits.budget_period, now_ms)),
+                    s.limits.budget_nanos.map(|_| s.period(now_ms)),
                 ),
                 None => Remote::default(),
             })
@@ -701,10 +711,7 @@ impl Shared {
                 .filter_map(|id| {
                     let c = state.counters.get_mut(&id)?;
                     c.dirty = false;
-                    let spend = c
-                        .spend
-                        .filter(|s| s.shared)
-                        .map(|s| (s.start, c.pending_spend));
+                    let spend = c.spend.map(|s| (s, c.pending_spend));
                     c.pending_spend = 0;
                     Some(Outgoing {
                         deltas: std::mem::take(&mut c.pending),
@@ -730,12 +737,17 @@ impl Shared {
             }
             let spend_key = o
                 .spend
-                .map(|(start, _)| format!("fw:spend:{}:{start}", o.id));
-            if let (Some(k), Some((_, n))) = (&spend_key, o.spend)
-                && n != 0
-            {
+                .map(|(s, _)| format!("fw:spend:{}:{}", o.id, s.start));
+            match (&spend_key, o.spend) {
                 // The key was made with its expiry (`baseline`); INCRBY keeps it.
-                pipe.cmd("INCRBY").arg(k).arg(n).ignore();
+                (Some(k), Some((s, n))) if s.shared && n != 0 => {
+                    pipe.cmd("INCRBY").arg(k).arg(n).ignore();
+                }
+                (Some(k), Some((s, _))) if !s.shared => {
+                    pipe.cmd("SET").arg(k).arg(s.nanos).arg("NX").ignore();
+                    pipe.cmd("PEXPIREAT").arg(k).arg(s.expire_ms).ignore();
+                }
+                _ => {}
             }
             push_reads(&mut pipe, &o.id, minute, spend_key.as_deref());
         }
@@ -750,7 +762,7 @@ impl Shared {
                     let remote = read_remote(
                         v.get(i * 5..i * 5 + 5).unwrap_or_default(),
                         minute,
-                        o.spend.map(|(start, _)| start),
+                        o.spend.map(|(s, _)| (s.start, s.expire_ms)),
                     );
                     c.apply(&remote, now_ms);
                 }
@@ -759,8 +771,8 @@ impl Shared {
                     for d in o.deltas {
                         c.count(d.minute, d.requests, d.tokens);
                     }
-                    if let Some((start, n)) = o.spend
-                        && c.spend.is_some_and(|s| s.start == start)
+                    if let Some((sent, n)) = o.spend
+                        && c.spend.is_some_and(|s| s.start == sent.start)
                     {
                         c.pending_spend += n;
                     }

@@ -206,7 +206,7 @@ pub fn not_found_route() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         Category::NotFound,
-        "No such route. The API serves /v1/chat/completions, /v1/messages, /v1/embeddings, /v1/models and /v1/exec.",
+        "No such route. The API serves /v1/chat/completions, /v1/responses, /v1/messages, /v1/embeddings, /v1/models, /v1/exec, /v1/sessions and /v1/tools; /openapi.json lists every route.",
     )
 }
 

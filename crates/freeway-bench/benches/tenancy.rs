@@ -37,6 +37,7 @@ fn benches(c: &mut Criterion) {
                     role: Role::Developer,
                     name: None,
                     models: None,
+                    tools: None,
                     limits: Limits::default(),
                     expires_at: None,
                 },

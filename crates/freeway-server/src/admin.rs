@@ -79,6 +79,9 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 struct LimitFields {
     #[serde(default, deserialize_with = "nullable")]
     models: Option<Option<Vec<String>>>,
+    /// Agent tools allowed (`mcp__<server>__*` allows a server's).
+    #[serde(default, deserialize_with = "nullable")]
+    tools: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "nullable")]
     budget_usd: Option<Option<f64>>,
     #[serde(default)]
@@ -116,9 +119,12 @@ fn period(p: Option<String>) -> Result<Option<Period>, ApiError> {
 }
 
 impl LimitFields {
-    fn limits(self) -> Result<(Option<Vec<String>>, Limits), ApiError> {
+    /// The allow lists (models, tools) and limits of a new team or key.
+    #[allow(clippy::type_complexity, reason = "used right away, twice")]
+    fn limits(self) -> Result<(Option<Vec<String>>, Option<Vec<String>>, Limits), ApiError> {
         Ok((
             self.models.flatten(),
+            self.tools.flatten(),
             Limits {
                 budget_nanos: nanos(self.budget_usd)?.flatten(),
                 budget_period: period(self.budget_period)?.unwrap_or_default(),
@@ -152,8 +158,13 @@ fn secs(ms: i64) -> i64 {
     ms.div_euclid(1000)
 }
 
-fn limits_json(out: &mut serde_json::Map<String, Value>, models: &Option<Vec<String>>, l: &Limits) {
+fn limits_json(
+    out: &mut serde_json::Map<String, Value>,
+    (models, tools): (&Option<Vec<String>>, &Option<Vec<String>>),
+    l: &Limits,
+) {
     out.insert("models".into(), json!(models));
+    out.insert("tools".into(), json!(tools));
     out.insert(
         "budget_usd".into(),
         json!(l.budget_nanos.map(|n| n as f64 / 1e9)),
@@ -168,7 +179,7 @@ pub fn team_json(t: &Team) -> Value {
     let mut out = serde_json::Map::new();
     out.insert("id".into(), json!(t.id));
     out.insert("name".into(), json!(t.name));
-    limits_json(&mut out, &t.models, &t.limits);
+    limits_json(&mut out, (&t.models, &t.tools), &t.limits);
     out.insert("created_at".into(), json!(secs(t.created_at)));
     Value::Object(out)
 }
@@ -180,7 +191,7 @@ pub fn key_json(k: &ApiKey) -> Value {
     out.insert("name".into(), json!(k.name));
     out.insert("role".into(), json!(k.role.as_str()));
     out.insert("prefix".into(), json!(k.prefix));
-    limits_json(&mut out, &k.models, &k.limits);
+    limits_json(&mut out, (&k.models, &k.tools), &k.limits);
     out.insert("created_at".into(), json!(secs(k.created_at)));
     out.insert("rotated_at".into(), json!(k.rotated_at.map(secs)));
     out.insert("expires_at".into(), json!(k.expires_at.map(secs)));
@@ -226,12 +237,13 @@ pub async fn create_team(
             let name = wire
                 .name
                 .ok_or_else(|| ApiError::invalid("name", "a team needs a name"))?;
-            let (models, limits) = wire.limits.limits()?;
+            let (models, tools, limits) = wire.limits.limits()?;
             let team = tenancy
                 .store
                 .create_team(NewTeam {
                     name,
                     models,
+                    tools,
                     limits,
                 })
                 .await
@@ -308,6 +320,7 @@ pub async fn update_team(
             let update = TeamUpdate {
                 name: wire.name,
                 models: l.models,
+                tools: l.tools,
                 budget_nanos: nanos(l.budget_usd)?,
                 budget_period: period(l.budget_period)?,
                 rpm: l.rpm,
@@ -386,7 +399,7 @@ pub async fn create_key(
                     .as_deref()
                     .ok_or_else(|| ApiError::invalid("role", "admin, developer or viewer"))?,
             )?;
-            let (models, limits) = wire.limits.limits()?;
+            let (models, tools, limits) = wire.limits.limits()?;
             let (key, secret) = tenancy
                 .store
                 .create_key(
@@ -396,6 +409,7 @@ pub async fn create_key(
                         role,
                         name: wire.name.flatten(),
                         models,
+                        tools,
                         limits,
                         expires_at: wire.expires_at.flatten().map(|s| s * 1000),
                     },
@@ -497,6 +511,7 @@ pub async fn update_key(
                 name: wire.name,
                 role: wire.role.as_deref().map(role).transpose()?,
                 models: l.models,
+                tools: l.tools,
                 budget_nanos: nanos(l.budget_usd)?,
                 budget_period: period(l.budget_period)?,
                 rpm: l.rpm,

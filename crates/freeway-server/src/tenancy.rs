@@ -96,6 +96,38 @@ impl Caller {
         Ok(())
     }
 
+    /// The tools a turn may use: those asked for (`wanted`, else all of the agent's), within
+    /// the key's and team's tool allow lists. Asking for a tool the lists leave out is a 403;
+    /// the agent's own tools are narrowed without one.
+    pub fn allowed_tools(
+        &self,
+        wanted: Option<Vec<String>>,
+        agent_tools: &[String],
+    ) -> Result<Option<Vec<String>>, ApiError> {
+        let Caller::Key(p) = self else {
+            return Ok(wanted);
+        };
+        if p.key.tools.is_none() && p.team.tools.is_none() {
+            return Ok(wanted);
+        }
+        match wanted {
+            Some(wanted) => match wanted.iter().find(|t| !p.may_use_tool(t)) {
+                Some(bad) => Err(forbidden(format!(
+                    "this key may not use tool `{bad}`; ask an admin to add it to the key's or team's tools"
+                ))
+                .with_code("tool_not_allowed")),
+                None => Ok(Some(wanted)),
+            },
+            None => Ok(Some(
+                agent_tools
+                    .iter()
+                    .filter(|t| p.may_use_tool(t))
+                    .cloned()
+                    .collect(),
+            )),
+        }
+    }
+
     pub fn actor(&self) -> String {
         match self {
             Caller::Open => "anonymous".to_owned(),
@@ -188,6 +220,7 @@ impl Tenancy {
                 role: claims.role,
                 prefix: "jwt".to_owned(),
                 models: None,
+                tools: None,
                 limits: freeway_store::Limits::default(),
                 created_at: 0,
                 rotated_at: None,

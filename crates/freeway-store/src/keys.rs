@@ -26,6 +26,7 @@ pub struct NewKey {
     pub role: Role,
     pub name: Option<String>,
     pub models: Option<Vec<String>>,
+    pub tools: Option<Vec<String>>,
     pub limits: Limits,
     pub expires_at: Option<i64>,
 }
@@ -36,6 +37,7 @@ pub struct KeyUpdate {
     pub name: Option<Option<String>>,
     pub role: Option<Role>,
     pub models: Option<Option<Vec<String>>>,
+    pub tools: Option<Option<Vec<String>>>,
     pub budget_nanos: Option<Option<i64>>,
     pub budget_period: Option<Period>,
     pub rpm: Option<Option<u64>>,
@@ -44,7 +46,7 @@ pub struct KeyUpdate {
     pub expires_at: Option<Option<i64>>,
 }
 
-const KEY_COLUMNS: &str = "k.id, k.team_id, k.name, k.role, k.prefix, k.models, k.budget_nanos, \
+const KEY_COLUMNS: &str = "k.id, k.team_id, k.name, k.role, k.prefix, k.models, k.tools, k.budget_nanos, \
      k.budget_period, k.rpm, k.tpm, k.on_exceed, k.created_at, k.rotated_at, k.expires_at, k.revoked_at";
 
 /// The hex SHA-256 of a key's secret: what the database holds.
@@ -97,6 +99,7 @@ impl Store {
             role: new.role,
             prefix: secret[..SHOWN_CHARS].to_owned(),
             models: new.models,
+            tools: new.tools,
             limits: new.limits,
             created_at: now_ms(),
             rotated_at: None,
@@ -105,8 +108,8 @@ impl Store {
         };
         sqlx::query(
             "INSERT INTO api_keys (id, team_id, name, role, hash, prefix, models, budget_nanos, \
-             budget_period, rpm, tpm, on_exceed, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             budget_period, rpm, tpm, on_exceed, created_at, expires_at, tools) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(&key.id)
         .bind(&key.team_id)
@@ -122,6 +125,7 @@ impl Store {
         .bind(&key.limits.on_exceed)
         .bind(key.created_at)
         .bind(key.expires_at)
+        .bind(encode_list(&key.tools))
         .execute(self.pool())
         .await
         .map_err(|e| conflict(e, "key", &key.id))?;
@@ -185,6 +189,9 @@ impl Store {
         if let Some(v) = update.models {
             key.models = v;
         }
+        if let Some(v) = update.tools {
+            key.tools = v;
+        }
         if let Some(v) = update.budget_nanos {
             key.limits.budget_nanos = v;
         }
@@ -206,8 +213,8 @@ impl Store {
         validate_limits(&key.limits)?;
         sqlx::query(
             "UPDATE api_keys SET name = $3, role = $4, models = $5, budget_nanos = $6, \
-             budget_period = $7, rpm = $8, tpm = $9, on_exceed = $10, expires_at = $11 \
-             WHERE id = $1 AND team_id = $2",
+             budget_period = $7, rpm = $8, tpm = $9, on_exceed = $10, expires_at = $11, \
+             tools = $12 WHERE id = $1 AND team_id = $2",
         )
         .bind(&key.id)
         .bind(&key.team_id)
@@ -220,6 +227,7 @@ impl Store {
         .bind(to_i64(key.limits.tpm))
         .bind(&key.limits.on_exceed)
         .bind(key.expires_at)
+        .bind(encode_list(&key.tools))
         .execute(self.pool())
         .await?;
         Ok(key)
@@ -284,7 +292,7 @@ impl Store {
         let hash = hash_secret(secret);
         let now = now_ms();
         let sql = format!(
-            "SELECT {KEY_COLUMNS}, t.id AS t_id, t.name AS t_name, t.models AS t_models, \
+            "SELECT {KEY_COLUMNS}, t.id AS t_id, t.name AS t_name, t.models AS t_models, t.tools AS t_tools, \
              t.budget_nanos AS t_budget_nanos, t.budget_period AS t_budget_period, t.rpm AS t_rpm, \
              t.tpm AS t_tpm, t.on_exceed AS t_on_exceed, t.created_at AS t_created_at \
              FROM api_keys k JOIN teams t ON t.id = k.team_id \
@@ -301,6 +309,7 @@ impl Store {
             id: row.try_get("t_id")?,
             name: row.try_get("t_name")?,
             models: decode_list(row.try_get("t_models")?)?,
+            tools: decode_list(row.try_get("t_tools")?)?,
             limits: limits_from_row(&row, "t_")?,
             created_at: row.try_get("t_created_at")?,
         };
@@ -322,6 +331,7 @@ fn key_from_row(row: &AnyRow) -> Result<ApiKey> {
         })?,
         prefix: row.try_get("prefix")?,
         models: decode_list(row.try_get("models")?)?,
+        tools: decode_list(row.try_get("tools")?)?,
         limits: limits_from_row(row, "")?,
         created_at: row.try_get("created_at")?,
         rotated_at: row.try_get("rotated_at")?,

@@ -33,6 +33,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_responses.sql"),
         postgres: include_str!("../migrations/postgres/0003_responses.sql"),
     },
+    Migration {
+        version: 4,
+        name: "tool allow lists on teams and keys",
+        sqlite: include_str!("../migrations/sqlite/0004_tool_allow_lists.sql"),
+        postgres: include_str!("../migrations/postgres/0004_tool_allow_lists.sql"),
+    },
 ];
 
 pub(crate) async fn run(store: &Store) -> Result<()> {

@@ -102,6 +102,9 @@ pub struct Team {
     pub name: String,
     /// Models and route aliases the team's keys may call; `None` is all.
     pub models: Option<Vec<String>>,
+    /// Agent tools the team's keys may have run; `None` is all.
+    #[serde(default)]
+    pub tools: Option<Vec<String>>,
     pub limits: Limits,
     pub created_at: i64,
 }
@@ -117,6 +120,9 @@ pub struct ApiKey {
     pub prefix: String,
     /// Models and route aliases this key may call (within the team's); `None` is all.
     pub models: Option<Vec<String>>,
+    /// Agent tools this key may have run (within the team's); `None` is all.
+    #[serde(default)]
+    pub tools: Option<Vec<String>>,
     pub limits: Limits,
     pub created_at: i64,
     pub rotated_at: Option<i64>,
@@ -146,6 +152,15 @@ impl Principal {
         };
         admits(&self.team.models) && admits(&self.key.models)
     }
+
+    /// Whether both allow lists admit agent tool `tool` (`mcp__github__*` admits a server's).
+    pub fn may_use_tool(&self, tool: &str) -> bool {
+        let admits = |list: &Option<Vec<String>>| {
+            list.as_ref()
+                .is_none_or(|l| l.iter().any(|t| model_matches(t, tool)))
+        };
+        admits(&self.team.tools) && admits(&self.key.tools)
+    }
 }
 
 /// An allow-list entry admits a model exactly, or a whole provider with `provider/*`, or all with `*`.
@@ -166,6 +181,11 @@ mod tests {
             id: "t".into(),
             name: "t".into(),
             models: Some(vec!["openai/*".into(), "smart".into()]),
+            tools: Some(vec![
+                "read_file".into(),
+                "grep".into(),
+                "mcp__github__*".into(),
+            ]),
             limits: Limits::default(),
             created_at: 0,
         };
@@ -180,6 +200,7 @@ mod tests {
                 "smart".into(),
                 "local/x".into(),
             ]),
+            tools: Some(vec!["read_file".into(), "bash".into(), "mcp__*".into()]),
             limits: Limits::default(),
             created_at: 0,
             rotated_at: None,
@@ -196,6 +217,14 @@ mod tests {
         assert!(
             !p.may_use_model("local/x"),
             "the team's list bounds the key's"
+        );
+        assert!(p.may_use_tool("read_file"));
+        assert!(!p.may_use_tool("grep"), "not in the key's list");
+        assert!(!p.may_use_tool("bash"), "not in the team's list");
+        assert!(p.may_use_tool("mcp__github__get_issue"));
+        assert!(
+            !p.may_use_tool("mcp__slack__post"),
+            "the team allows github's only"
         );
     }
 

@@ -10,6 +10,7 @@ use crate::{Result, Scope, Store, StoreError, conflict, time::now_ms};
 pub struct NewTeam {
     pub name: String,
     pub models: Option<Vec<String>>,
+    pub tools: Option<Vec<String>>,
     pub limits: Limits,
 }
 
@@ -18,6 +19,7 @@ pub struct NewTeam {
 pub struct TeamUpdate {
     pub name: Option<String>,
     pub models: Option<Option<Vec<String>>>,
+    pub tools: Option<Option<Vec<String>>>,
     pub budget_nanos: Option<Option<i64>>,
     pub budget_period: Option<Period>,
     pub rpm: Option<Option<u64>>,
@@ -26,7 +28,7 @@ pub struct TeamUpdate {
 }
 
 const COLUMNS: &str =
-    "id, name, models, budget_nanos, budget_period, rpm, tpm, on_exceed, created_at";
+    "id, name, models, tools, budget_nanos, budget_period, rpm, tpm, on_exceed, created_at";
 
 impl Store {
     pub async fn create_team(&self, new: NewTeam) -> Result<Team> {
@@ -37,12 +39,13 @@ impl Store {
             id: freeway_id("team_")?,
             name,
             models: new.models,
+            tools: new.tools,
             limits: new.limits,
             created_at: now_ms(),
         };
         sqlx::query(
-            "INSERT INTO teams (id, name, models, budget_nanos, budget_period, rpm, tpm, on_exceed, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO teams (id, name, models, budget_nanos, budget_period, rpm, tpm, on_exceed, created_at, tools) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&team.id)
         .bind(&team.name)
@@ -53,6 +56,7 @@ impl Store {
         .bind(to_i64(team.limits.tpm))
         .bind(&team.limits.on_exceed)
         .bind(team.created_at)
+        .bind(encode_list(&team.tools))
         .execute(self.pool())
         .await
         .map_err(|e| conflict(e, "team", &team.name))?;
@@ -112,6 +116,9 @@ impl Store {
         if let Some(models) = update.models {
             team.models = models;
         }
+        if let Some(tools) = update.tools {
+            team.tools = tools;
+        }
         if let Some(v) = update.budget_nanos {
             team.limits.budget_nanos = v;
         }
@@ -130,7 +137,7 @@ impl Store {
         validate_limits(&team.limits)?;
         sqlx::query(
             "UPDATE teams SET name = $2, models = $3, budget_nanos = $4, budget_period = $5, \
-             rpm = $6, tpm = $7, on_exceed = $8 WHERE id = $1",
+             rpm = $6, tpm = $7, on_exceed = $8, tools = $9 WHERE id = $1",
         )
         .bind(&team.id)
         .bind(&team.name)
@@ -140,6 +147,7 @@ impl Store {
         .bind(to_i64(team.limits.rpm))
         .bind(to_i64(team.limits.tpm))
         .bind(&team.limits.on_exceed)
+        .bind(encode_list(&team.tools))
         .execute(self.pool())
         .await
         .map_err(|e| conflict(e, "team", &team.name))?;
@@ -152,6 +160,7 @@ pub(crate) fn team_from_row(row: &AnyRow) -> Result<Team> {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
         models: decode_list(row.try_get("models")?)?,
+        tools: decode_list(row.try_get("tools")?)?,
         limits: limits_from_row(row, "")?,
         created_at: row.try_get("created_at")?,
     })
@@ -215,7 +224,7 @@ pub(crate) fn encode_list(list: &Option<Vec<String>>) -> Option<String> {
 pub(crate) fn decode_list(text: Option<String>) -> Result<Option<Vec<String>>> {
     text.map(|t| {
         serde_json::from_str(&t)
-            .map_err(|e| StoreError::Invalid(format!("a stored model list is not JSON: {e}")))
+            .map_err(|e| StoreError::Invalid(format!("a stored allow list is not JSON: {e}")))
     })
     .transpose()
 }

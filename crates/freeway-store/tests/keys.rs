@@ -1,4 +1,6 @@
-use freeway_store::{KeyUpdate, NewKey, NewTeam, Role, Scope, StoreError, hash_secret, now_ms};
+use freeway_store::{
+    KeyUpdate, NewKey, NewTeam, Role, Scope, StoreError, TeamUpdate, hash_secret, now_ms,
+};
 use sqlx::Row;
 
 use crate::on_both;
@@ -9,7 +11,7 @@ on_both!(migrations_apply_once_from_an_empty_database, |store| {
         .fetch_all(store.pool())
         .await
         .unwrap();
-    assert_eq!(rows.len(), 3);
+    assert_eq!(rows.len(), 4);
     for table in [
         "teams",
         "api_keys",
@@ -124,6 +126,7 @@ on_both!(updates_keep_what_they_do_not_name, |store| {
         .create_team(NewTeam {
             name: "alpha".into(),
             models: Some(vec!["openai/*".into()]),
+            tools: Some(vec!["read_file".into(), "mcp__gh__*".into()]),
             limits: freeway_store::Limits {
                 rpm: Some(60),
                 ..Default::default()
@@ -140,6 +143,7 @@ on_both!(updates_keep_what_they_do_not_name, |store| {
                 role: Some(Role::Viewer),
                 tpm: Some(Some(1000)),
                 models: Some(Some(vec!["openai/gpt-4.1".into()])),
+                tools: Some(Some(vec!["read_file".into(), "mcp__gh__issues".into()])),
                 ..Default::default()
             },
         )
@@ -152,6 +156,34 @@ on_both!(updates_keep_what_they_do_not_name, |store| {
     assert_eq!(p.team.limits.rpm, Some(60));
     assert_eq!(p.team.models.as_deref(), Some(&["openai/*".to_owned()][..]));
     assert!(p.may_use_model("openai/gpt-4.1") && !p.may_use_model("openai/gpt-4o"));
+    assert_eq!(p.team.tools.as_ref().map(Vec::len), Some(2));
+    assert!(p.may_use_tool("read_file") && p.may_use_tool("mcp__gh__issues"));
+    assert!(!p.may_use_tool("bash") && !p.may_use_tool("mcp__gh__merge"));
+    // A team update that does not name the tools keeps them; `Some(None)` lifts them.
+    let t = store
+        .update_team(
+            Scope::All,
+            &t.id,
+            TeamUpdate {
+                rpm: Some(Some(30)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(t.tools.as_ref().map(Vec::len), Some(2));
+    let t = store
+        .update_team(
+            Scope::All,
+            &t.id,
+            TeamUpdate {
+                tools: Some(None),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(t.tools, None);
 });
 
 on_both!(teams_are_unique_by_name, |store| {
@@ -224,6 +256,7 @@ on_both!(a_team_never_sees_or_touches_another_teams_keys, |store| {
                 role: Role::Admin,
                 name: None,
                 models: None,
+                tools: None,
                 limits: Default::default(),
                 expires_at: None,
             },

@@ -142,6 +142,7 @@ pub async fn key(
                 role,
                 name: Some("k".into()),
                 models: None,
+                tools: None,
                 limits: Default::default(),
                 expires_at: None,
             },

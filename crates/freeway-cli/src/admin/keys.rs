@@ -142,6 +142,7 @@ fn update_body(update: &KeyUpdateArgs, now: i64) -> anyhow::Result<Map<String, V
         update.clear.iter().map(|field| match field {
             KeyField::Name => ("name", "name"),
             KeyField::Models => ("models", "models"),
+            KeyField::Tools => ("tools", "tools"),
             KeyField::Budget => ("budget", "budget_usd"),
             KeyField::Rpm => ("rpm", "rpm"),
             KeyField::Tpm => ("tpm", "tpm"),
@@ -247,6 +248,10 @@ fn print_key(key: &Value, names: &HashMap<String, String>) {
         (
             "models",
             format::models(&key["models"], "what the team allows"),
+        ),
+        (
+            "tools",
+            format::models(&key["tools"], "what the team allows"),
         ),
         ("budget", format::budget(key)),
     ];

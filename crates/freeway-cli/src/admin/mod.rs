@@ -42,7 +42,7 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The body fields `--models`, `--budget-usd`, `--period`, `--rpm`, `--tpm` and `--on-exceed`
+/// The body fields `--models`, `--tools`, `--budget-usd`, `--period`, `--rpm`, `--tpm` and `--on-exceed`
 /// set (teams and keys take the same ones).
 fn limit_fields(limits: &crate::cli::LimitArgs) -> anyhow::Result<Map<String, Value>> {
     let mut body = Map::new();
@@ -59,6 +59,20 @@ fn limit_fields(limits: &crate::cli::LimitArgs) -> anyhow::Result<Map<String, Va
             );
         }
         body.insert("models".into(), json!(models));
+    }
+    if let Some(tools) = &limits.tools {
+        let tools: Vec<&str> = tools
+            .iter()
+            .map(|t| t.trim())
+            .filter(|t| !t.is_empty())
+            .collect();
+        if tools.is_empty() {
+            anyhow::bail!(
+                "--tools names no tool: leave it out to allow every tool (`--clear tools` \
+                 lifts a list that is set)"
+            );
+        }
+        body.insert("tools".into(), json!(tools));
     }
     if let Some(usd) = limits.budget_usd {
         if !usd.is_finite() || usd < 0.0 {

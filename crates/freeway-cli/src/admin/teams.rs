@@ -63,6 +63,7 @@ fn update_body(update: &TeamUpdateArgs) -> anyhow::Result<serde_json::Map<String
         &mut body,
         update.clear.iter().map(|field| match field {
             TeamField::Models => ("models", "models"),
+            TeamField::Tools => ("tools", "tools"),
             TeamField::Budget => ("budget", "budget_usd"),
             TeamField::Rpm => ("rpm", "rpm"),
             TeamField::Tpm => ("tpm", "tpm"),
@@ -104,6 +105,7 @@ pub fn print_team(team: &Value) {
         ("name", format::text(&team["name"])),
         ("id", format::text(&team["id"])),
         ("models", format::models(&team["models"], "all")),
+        ("tools", format::models(&team["tools"], "all")),
         ("budget", format::budget(team)),
     ];
     if team["budget_usd"].is_number() || team["on_exceed"].is_string() {

@@ -94,6 +94,10 @@ pub struct LimitArgs {
     /// provider (default: all).
     #[arg(long, value_name = "A,B", value_delimiter = ',')]
     pub models: Option<Vec<String>>,
+    /// Agent tools the keys may have run, comma-separated; `mcp__<server>__*` admits an MCP
+    /// server's (default: all).
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    pub tools: Option<Vec<String>>,
     /// Spend allowed per period, in USD; past it requests get 429 `budget_exceeded`.
     #[arg(long, value_name = "USD")]
     pub budget_usd: Option<f64>,
@@ -184,6 +188,8 @@ pub struct TeamShowArgs {
 pub enum TeamField {
     /// The model allow list: every model.
     Models,
+    /// The tool allow list: every tool.
+    Tools,
     /// The budget: unlimited spend.
     Budget,
     /// The request rate limit.
@@ -313,6 +319,8 @@ pub enum KeyField {
     Name,
     /// The model allow list: whatever the team allows.
     Models,
+    /// The tool allow list: whatever the team allows.
+    Tools,
     /// The key's own budget (the team's still applies).
     Budget,
     /// The key's request rate limit.

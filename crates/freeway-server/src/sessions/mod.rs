@@ -85,6 +85,8 @@ impl Agents {
         input: String,
         tools: Option<Vec<String>>,
     ) -> Result<Arc<Live>, ApiError> {
+        let agent = self.runtime.agent(&session.agent).map_err(agent_error)?;
+        let tools = caller.allowed_tools(tools, &agent.tools)?;
         let live = Arc::new(Live {
             cancel: CancellationToken::new(),
             history: Mutex::new(Vec::new()),

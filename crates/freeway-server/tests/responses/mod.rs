@@ -815,6 +815,7 @@ async fn stored_responses_belong_to_their_team() {
                     role: Role::Developer,
                     name: None,
                     models: None,
+                    tools: None,
                     limits: Default::default(),
                     expires_at: None,
                 },

@@ -669,3 +669,83 @@ async fn suggest_mode_waits_for_an_approval() {
         .await;
     assert_eq!(nothing.status, 404);
 }
+
+/// A key's and its team's tool allow lists narrow what an agent may run for it: the model sees
+/// only the allowed tools, a call to another is refused, and asking for one is a 403.
+#[tokio::test]
+async fn tool_allow_lists_bound_what_a_key_runs() {
+    let app = app(Vec::new()).await;
+    let got = app
+        .call(
+            "POST",
+            "/admin/teams",
+            MASTER,
+            Some(json!({"name": "careful", "tools": ["read_file", "list", "grep", "bash"]})),
+        )
+        .await;
+    assert_eq!(got.status, 201, "{}", got.text);
+    assert_eq!(
+        got.json()["tools"],
+        json!(["read_file", "list", "grep", "bash"])
+    );
+    let got = app
+        .call(
+            "POST",
+            "/admin/keys",
+            MASTER,
+            Some(json!({"team": "careful", "role": "developer", "tools": ["read_file", "list"]})),
+        )
+        .await;
+    assert_eq!(got.status, 201, "{}", got.text);
+    assert_eq!(got.json()["tools"], json!(["read_file", "list"]));
+    let key = got.json()["key"].as_str().unwrap().to_owned();
+    let id = app
+        .session(&key, json!({"working_directory": "repo"}))
+        .await;
+
+    // Asking for a tool the key may not use is refused before anything runs.
+    let got = app
+        .call(
+            "POST",
+            &format!("/v1/sessions/{id}/messages"),
+            &key,
+            Some(json!({"content": "go", "tools": ["read_file", "bash"]})),
+        )
+        .await;
+    assert_eq!(got.status, 403, "{}", got.text);
+    assert_eq!(got.json()["error"]["code"], "tool_not_allowed");
+    assert!(got.text.contains("`bash`"), "{}", got.text);
+    assert!(app.upstream.requests().is_empty());
+
+    // Otherwise the agent's tools are narrowed to the lists, and a call outside them fails.
+    app.upstream.push(step(Answer::tool_calls(vec![call(
+        "e1",
+        "edit_file",
+        json!({"path": "calc.py", "old_string": "a - b", "new_string": "a + b"}),
+    )])));
+    app.upstream.push(step(Answer::text("I may not edit.")));
+    let got = app
+        .call(
+            "POST",
+            &format!("/v1/sessions/{id}/messages"),
+            &key,
+            Some(json!({"content": "fix it", "stream": false})),
+        )
+        .await;
+    assert_eq!(got.status, 200, "{}", got.text);
+    let requests = app.upstream.requests();
+    let mut names: Vec<String> = requests[0].json()["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["list", "read_file"]);
+    assert!(
+        app.file("repo/calc.py").contains("a - b"),
+        "nothing was edited"
+    );
+    let back = requests[1].json()["messages"].to_string();
+    assert!(back.contains("there is no tool `edit_file`"), "{back}");
+}

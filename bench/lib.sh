@@ -2,8 +2,11 @@
 # Source it from the repository root after `set -euo pipefail`.
 
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
-cargo build --release -q -p freeway-cli -p freeway-testkit
-BIN=${BIN:-target/release}
+# BIN points at binaries built elsewhere (a separate target dir); without it, build them here.
+if [ -z "${BIN:-}" ]; then
+  cargo build --release -q -p freeway-cli -p freeway-testkit
+  BIN=target/release
+fi
 tmp=$(mktemp -d)
 cleanup() { kill "${mock_pid:-}" "${fw_pid:-}" 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT

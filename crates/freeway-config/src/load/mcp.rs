@@ -7,9 +7,10 @@ use std::time::Duration;
 use freeway_providers::Secret;
 
 use crate::raw::RawMcpServer;
-use crate::runtime::{McpServerConfig, McpTransport, ToolKindConfig};
+use crate::runtime::{McpServerConfig, McpTransport};
 
 use super::Cx;
+use super::tools::is_name;
 
 /// Longest an MCP tool call may take unless `timeout_secs` says otherwise.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -17,12 +18,6 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// What models see an MCP tool as: `mcp__<server>__<tool>`, as Claude Code names them.
 pub fn mcp_tool_name(server: &str, tool: &str) -> String {
     format!("mcp__{server}__{tool}")
-}
-
-fn is_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 impl Cx<'_> {
@@ -127,18 +122,8 @@ impl Cx<'_> {
                     continue;
                 }
             };
-            let kind = match m.kind.as_ref().map(|k| (k.get_ref().as_str(), k.span())) {
-                None | Some(("execute", _)) => ToolKindConfig::Execute,
-                Some(("read", _)) => ToolKindConfig::Read,
-                Some(("edit", _)) => ToolKindConfig::Edit,
-                Some((other, span)) => {
-                    self.error(
-                        span,
-                        key("kind"),
-                        format!("unknown kind `{other}`; expected read, edit or execute"),
-                    );
-                    continue;
-                }
+            let Some(kind) = self.tool_kind(m.kind.as_ref(), key("kind")) else {
+                continue;
             };
             let timeout = match &m.timeout_secs {
                 None => DEFAULT_TIMEOUT,

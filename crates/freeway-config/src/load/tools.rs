@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use crate::raw::RawTool;
+use crate::raw::{RawTool, S};
 use crate::runtime::{ToolConfig, ToolKindConfig};
 
 use super::Cx;
@@ -64,18 +64,42 @@ pub fn placeholders(command: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// A tool or server name: letters, digits, `_` and `-` (models call tools by these names).
+pub(super) fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
 impl Cx<'_> {
+    /// `kind = "read" | "edit" | "execute"` (default execute); `None` after reporting another.
+    pub(super) fn tool_kind(
+        &mut self,
+        kind: Option<&S<String>>,
+        key: String,
+    ) -> Option<ToolKindConfig> {
+        match kind.map(|k| (k.get_ref().as_str(), k.span())) {
+            None | Some(("execute", _)) => Some(ToolKindConfig::Execute),
+            Some(("read", _)) => Some(ToolKindConfig::Read),
+            Some(("edit", _)) => Some(ToolKindConfig::Edit),
+            Some((other, span)) => {
+                self.error(
+                    span,
+                    key,
+                    format!("unknown kind `{other}`; expected read, edit or execute"),
+                );
+                None
+            }
+        }
+    }
+
     pub(super) fn tools(&mut self, tools: &[RawTool]) -> Vec<ToolConfig> {
         let mut out = Vec::new();
         let mut names = HashSet::new();
         for t in tools {
             let name = t.name.get_ref().clone();
             let key = |field: &str| format!("tools.{name}.{field}");
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-            {
+            if !is_name(&name) {
                 self.error(
                     t.name.span(),
                     key("name"),
@@ -99,18 +123,8 @@ impl Cx<'_> {
                 );
                 continue;
             }
-            let kind = match t.kind.as_ref().map(|k| (k.get_ref().as_str(), k.span())) {
-                None | Some(("execute", _)) => ToolKindConfig::Execute,
-                Some(("read", _)) => ToolKindConfig::Read,
-                Some(("edit", _)) => ToolKindConfig::Edit,
-                Some((other, span)) => {
-                    self.error(
-                        span,
-                        key("kind"),
-                        format!("unknown kind `{other}`; expected read, edit or execute"),
-                    );
-                    continue;
-                }
+            let Some(kind) = self.tool_kind(t.kind.as_ref(), key("kind")) else {
+                continue;
             };
             let parameters = match &t.parameters {
                 Some(p) => match serde_json::to_value(p.get_ref()) {

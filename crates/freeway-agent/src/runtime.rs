@@ -482,6 +482,17 @@ struct CallResult {
     duration_ms: u64,
 }
 
+/// A call after [`TurnRun::admit`]: ready to run, or already answered.
+enum Admitted<'c> {
+    Run {
+        call: &'c ToolCall,
+        tool: Arc<dyn Tool>,
+        arguments: Value,
+        started: Instant,
+    },
+    Done(CallResult),
+}
+
 impl TurnRun<'_> {
     fn model(&self) -> &dyn ModelClient {
         self.turn
@@ -781,14 +792,26 @@ impl TurnRun<'_> {
             while j < calls.len() && self.kind_of(&calls[j]) == Some(ToolKind::Read) {
                 j += 1;
             }
-            if j > i {
-                let batch = calls[i..j].iter().map(|c| self.run_call(c));
-                results.extend(futures_util::future::join_all(batch).await);
-                i = j;
-            } else {
-                results.push(self.run_call(&calls[i]).await);
-                i += 1;
+            // A batch is admitted in order (approvals are asked one at a time and
+            // every `tool.started` precedes any `tool.finished`), then run at once.
+            let end = j.max(i + 1);
+            let mut admitted = Vec::with_capacity(end - i);
+            for call in &calls[i..end] {
+                admitted.push(self.admit(call).await);
             }
+            let batch = admitted.into_iter().map(|a| async move {
+                match a {
+                    Admitted::Run {
+                        call,
+                        tool,
+                        arguments,
+                        started,
+                    } => self.execute(call, tool, arguments, started).await,
+                    Admitted::Done(r) => r,
+                }
+            });
+            results.extend(futures_util::future::join_all(batch).await);
+            i = end;
         }
         results
     }
@@ -797,7 +820,9 @@ impl TurnRun<'_> {
         self.tools.get(&call.name).map(|t| t.kind())
     }
 
-    async fn run_call(&self, call: &ToolCall) -> CallResult {
+    /// Parses the arguments, finds the tool and asks for approval; emits
+    /// `tool.started` for a call that will run, `tool.finished` for one that will not.
+    async fn admit<'c>(&self, call: &'c ToolCall) -> Admitted<'c> {
         let started = Instant::now();
         let done = |output: String, is_error: bool| CallResult {
             call: call.clone(),
@@ -818,7 +843,7 @@ impl TurnRun<'_> {
                         true,
                     );
                     self.finished(&r);
-                    return r;
+                    return Admitted::Done(r);
                 }
             }
         };
@@ -832,7 +857,7 @@ impl TurnRun<'_> {
                 true,
             );
             self.finished(&r);
-            return r;
+            return Admitted::Done(r);
         };
         if needs_approval(self.spec.approval, tool.kind()) {
             self.emit(Event::ApprovalRequested {
@@ -859,7 +884,7 @@ impl TurnRun<'_> {
                     true,
                 );
                 self.finished(&r);
-                return r;
+                return Admitted::Done(r);
             }
         }
         self.emit(Event::ToolStarted {
@@ -867,6 +892,22 @@ impl TurnRun<'_> {
             name: call.name.clone(),
             arguments: arguments.clone(),
         });
+        Admitted::Run {
+            call,
+            tool: tool.clone(),
+            arguments,
+            started,
+        }
+    }
+
+    /// Runs an admitted call, forwarding its output as `tool.output` events.
+    async fn execute(
+        &self,
+        call: &ToolCall,
+        tool: Arc<dyn Tool>,
+        arguments: Value,
+        started: Instant,
+    ) -> CallResult {
         let (tx, mut rx) = mpsc::channel(64);
         let ctx = ToolContext {
             workspace: self.workspace.clone(),
@@ -895,7 +936,12 @@ impl TurnRun<'_> {
             Ok(text) => (redactor.redact(&text), false),
             Err(e) => (redactor.redact(&e.0), true),
         };
-        let r = done(cap(output), is_error);
+        let r = CallResult {
+            call: call.clone(),
+            output: cap(output),
+            is_error,
+            duration_ms: started.elapsed().as_millis() as u64,
+        };
         self.finished(&r);
         r
     }

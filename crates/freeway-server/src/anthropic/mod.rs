@@ -1,4 +1,4 @@
-//! The Anthropic-compatible route: `POST /v1/messages`.
+//! The Anthropic-compatible routes: `POST /v1/messages` and `POST /v1/messages/count_tokens`.
 
 mod request;
 mod response;
@@ -29,6 +29,44 @@ pub async fn messages(
         Ok(r) => r,
         Err(e) => e.anthropic(),
     }
+}
+
+/// `POST /v1/messages/count_tokens`: the input tokens of a Messages request on the model it
+/// names, counted locally with the target's tokenizer (no upstream call, so it works for any
+/// provider behind the route). `max_tokens` may be left out, as Anthropic allows here.
+pub async fn count_tokens(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match count(state, headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.anthropic(),
+    }
+}
+
+async fn count(state: Arc<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let caller = authorize(&state, &headers).await?;
+    let bytes = read_body(body, &headers, state.max_body_bytes).await?;
+    let wire: MessagesRequest = parse_json(&bytes)?;
+    drop(bytes);
+    let model = wire.model.clone();
+    caller.require_model(&model)?;
+    let request = wire.for_counting().into_chat()?;
+    let targets = state.gateway.resolve(&model).map_err(ApiError::from)?;
+    let target = targets
+        .first()
+        .map(|t| t.id.clone())
+        .unwrap_or_else(|| model.clone());
+    let input_tokens = tokio::task::spawn_blocking(move || {
+        freeway_gateway::tokens::estimate_request(&target, &request).0
+    })
+    .await
+    .map_err(|_| ApiError::internal("token counting failed"))?;
+    Ok(json_response(
+        serde_json::json!({ "input_tokens": input_tokens }),
+        HeaderMap::new(),
+    ))
 }
 
 async fn handle(

@@ -57,6 +57,12 @@ struct WireTool {
 }
 
 impl MessagesRequest {
+    /// A request to count, not run: `max_tokens` is optional.
+    pub fn for_counting(mut self) -> Self {
+        self.max_tokens.get_or_insert(1);
+        self
+    }
+
     pub fn into_chat(self) -> Result<ChatRequest, ApiError> {
         let max_tokens = self
             .max_tokens
@@ -203,10 +209,20 @@ fn turn(i: usize, m: WireMessage, out: &mut Vec<Message>) -> Result<(), ApiError
                 tool_calls,
             });
         }
+        // A system message inside the conversation (Claude Code sends its environment this
+        // way): kept in place, for providers that read system text anywhere.
+        "system" => {
+            let text = system_text(Value::Array(blocks)).map_err(|_| {
+                ApiError::invalid(at, "a system message must hold only text blocks")
+            })?;
+            if !text.is_empty() {
+                out.push(Message::System { content: text });
+            }
+        }
         other => {
             return Err(ApiError::invalid(
                 format!("messages[{i}].role"),
-                format!("unknown role `{other}`; expected user or assistant"),
+                format!("unknown role `{other}`; expected user, assistant or system"),
             ));
         }
     }

@@ -84,6 +84,7 @@ async fn handle(
         created_at: unix_now(),
         model: prepared.model.clone(),
         echo,
+        tool_names: std::mem::take(&mut prepared.tool_names),
     };
     let gate = tenancy::gate(
         &state,
@@ -110,7 +111,7 @@ async fn handle(
         let status = Status::of(reason);
         let mut body = envelope.object(
             &status,
-            response::output(r, &status),
+            response::output(r, &status, &envelope.tool_names),
             Some(&r.usage),
             Some(unix_now()),
         );

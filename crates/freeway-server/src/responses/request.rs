@@ -9,6 +9,7 @@ use freeway_types::{ChatRequest, ContentPart, Message, ResponseFormat, ToolCall,
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::response::ToolNames;
 use crate::error::ApiError;
 use crate::openai::{function_tool, image, json_schema, tool_choice_mode};
 
@@ -77,6 +78,8 @@ pub struct Prepared {
     pub input: Vec<Message>,
     /// The request parameters a response object repeats back.
     pub echo: Map<String, Value>,
+    /// The flattened names of namespaced tools, to name their calls as the client declared.
+    pub tool_names: ToolNames,
     instructions: Option<String>,
     template: ChatRequest,
 }
@@ -108,7 +111,7 @@ impl CreateRequest {
         if input.is_empty() && self.previous_response_id.is_none() {
             return Err(ApiError::invalid("input", "must contain at least one item"));
         }
-        let (tools, tools_echo) = tools(self.tools.unwrap_or_default())?;
+        let (tools, tools_echo, tool_names) = tools(self.tools.unwrap_or_default())?;
         let tool_choice = match &self.tool_choice {
             None | Some(Value::Null) => None,
             Some(v) => Some(tool_choice(v, &tools)?),
@@ -181,6 +184,7 @@ impl CreateRequest {
         }
 
         Ok(Prepared {
+            tool_names,
             template: ChatRequest {
                 model: self.model.clone(),
                 messages: Vec::new(),
@@ -300,9 +304,13 @@ fn input(value: Value) -> Result<Vec<Message>, ApiError> {
                 }
             }
             "function_call" => {
+                let name = string(&item, "name", &at)?;
                 let call = ToolCall {
                     id: string(&item, "call_id", &at)?,
-                    name: string(&item, "name", &at)?,
+                    name: match item.get("namespace").and_then(Value::as_str) {
+                        Some(namespace) => ToolNames::flat(namespace, &name),
+                        None => name,
+                    },
                     arguments: match item.get("arguments") {
                         None | Some(Value::Null) => String::new(),
                         Some(Value::String(a)) => a.clone(),
@@ -468,63 +476,102 @@ fn function_output(at: &str, output: Option<&Value>) -> Result<Vec<ContentPart>,
     }
 }
 
-/// Function tools, and the list a response repeats back. Hosted tools are refused by name.
-fn tools(values: Vec<Value>) -> Result<(Vec<freeway_types::ToolDefinition>, Vec<Value>), ApiError> {
+/// Function tools (and the function tools of `namespace` groups, flattened), the list a
+/// response repeats back, and the flattened names. Hosted tools are refused by name.
+fn tools(
+    values: Vec<Value>,
+) -> Result<(Vec<freeway_types::ToolDefinition>, Vec<Value>, ToolNames), ApiError> {
     let mut defs = Vec::with_capacity(values.len());
     let mut echo = Vec::with_capacity(values.len());
+    let mut names = ToolNames::default();
     for (i, tool) in values.into_iter().enumerate() {
         let at = format!("tools[{i}]");
         let Value::Object(tool) = tool else {
             return Err(ApiError::invalid(at, "must be an object"));
         };
         match tool.get("type").and_then(Value::as_str) {
-            Some("function") => {}
+            Some("function") => {
+                let def = function_def(&tool, &at)?;
+                echo.push(json!({
+                    "type": "function",
+                    "name": def.name,
+                    "description": def.description,
+                    "parameters": def.parameters,
+                    "strict": def.strict,
+                }));
+                defs.push(def);
+            }
+            Some("namespace") => {
+                let namespace = string(&tool, "name", &at)?;
+                let Some(Value::Array(members)) = tool.get("tools") else {
+                    return Err(ApiError::invalid(
+                        format!("{at}.tools"),
+                        "must be an array of function tools",
+                    ));
+                };
+                for (j, member) in members.iter().enumerate() {
+                    let at = format!("{at}.tools[{j}]");
+                    let Value::Object(member) = member else {
+                        return Err(ApiError::invalid(at, "must be an object"));
+                    };
+                    if member.get("type").and_then(Value::as_str) != Some("function") {
+                        return Err(ApiError::invalid(
+                            format!("{at}.type"),
+                            "a namespace holds only function tools",
+                        ));
+                    }
+                    let mut def = function_def(member, &at)?;
+                    def.name = names.insert(&namespace, &def.name);
+                    defs.push(def);
+                }
+                echo.push(Value::Object(tool));
+            }
             Some(other) => {
                 return Err(ApiError::invalid(
                     format!("{at}.type"),
                     format!(
                         "the tool type `{other}` is not supported by freeway: only function \
-                         tools (`\"type\": \"function\"`) are; hosted tools such as web search, \
-                         file search or code interpreter do not run here"
+                         tools (`\"type\": \"function\"`) and namespaces of them are; hosted \
+                         tools such as web search, file search or code interpreter do not run \
+                         here"
                     ),
                 ));
             }
             None => return Err(ApiError::invalid(format!("{at}.type"), "Field required")),
         }
-        let name = string(&tool, "name", &at)?;
-        if tool.get("function").is_some() {
-            return Err(ApiError::invalid(
-                &at,
-                "function tools are flat in the Responses API: put `name`, `parameters` and \
-                 `description` beside `type`, not under `function`",
-            ));
-        }
-        let description = tool
-            .get("description")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let parameters = tool.get("parameters").cloned();
-        if parameters
-            .as_ref()
-            .is_some_and(|p| !p.is_object() && !p.is_null())
-        {
-            return Err(ApiError::invalid(
-                format!("{at}.parameters"),
-                "must be a JSON schema object",
-            ));
-        }
-        let strict = tool.get("strict").and_then(Value::as_bool);
-        let def = function_tool(name, description, parameters, strict);
-        echo.push(json!({
-            "type": "function",
-            "name": def.name,
-            "description": def.description,
-            "parameters": def.parameters,
-            "strict": def.strict,
-        }));
-        defs.push(def);
     }
-    Ok((defs, echo))
+    Ok((defs, echo, names))
+}
+
+/// One flat function tool: `name`, `description`, `parameters`, `strict` beside `type`.
+fn function_def(
+    tool: &Map<String, Value>,
+    at: &str,
+) -> Result<freeway_types::ToolDefinition, ApiError> {
+    let name = string(tool, "name", at)?;
+    if tool.get("function").is_some() {
+        return Err(ApiError::invalid(
+            at,
+            "function tools are flat in the Responses API: put `name`, `parameters` and \
+             `description` beside `type`, not under `function`",
+        ));
+    }
+    let description = tool
+        .get("description")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let parameters = tool.get("parameters").cloned();
+    if parameters
+        .as_ref()
+        .is_some_and(|p| !p.is_object() && !p.is_null())
+    {
+        return Err(ApiError::invalid(
+            format!("{at}.parameters"),
+            "must be a JSON schema object",
+        ));
+    }
+    let strict = tool.get("strict").and_then(Value::as_bool);
+    Ok(function_tool(name, description, parameters, strict))
 }
 
 fn tool_choice(
@@ -626,6 +673,62 @@ mod tests {
         // The instructions are not part of what a continuation carries on.
         assert_eq!(p.input.len(), 4);
         assert!(p.store);
+    }
+
+    #[test]
+    fn namespace_tools_are_flattened_and_their_calls_named_as_declared() {
+        let p = prepare(json!({
+            "model": "m",
+            "input": [
+                {"role": "user", "content": "spawn one"},
+                {"type": "function_call", "call_id": "c1", "namespace": "agents", "name": "spawn", "arguments": "{}"},
+                {"type": "function_call_output", "call_id": "c1", "output": "ok"},
+            ],
+            "tools": [
+                {"type": "function", "name": "exec_command", "parameters": {"type": "object"}},
+                {"type": "namespace", "name": "agents", "description": "sub-agents", "tools": [
+                    {"type": "function", "name": "spawn", "parameters": {"type": "object"}},
+                    {"type": "function", "name": "close", "parameters": {"type": "object"}},
+                ]},
+            ],
+        }))
+        .unwrap();
+        let chat = p.chat(Vec::new());
+        let names: Vec<&str> = chat.tools.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["exec_command", "agents__spawn", "agents__close"]);
+        let Message::Assistant { tool_calls, .. } = &chat.messages[1] else {
+            panic!("{:?}", chat.messages[1]);
+        };
+        assert_eq!(tool_calls[0].name, "agents__spawn");
+        // The echo repeats the namespace as sent; a call is named back with its namespace.
+        assert_eq!(p.echo["tools"][1]["type"], "namespace");
+        let call = ToolCall {
+            id: "c2".into(),
+            name: "agents__close".into(),
+            arguments: "{}".into(),
+        };
+        let item = super::super::response::call_item("fc_1", "completed", &call, &p.tool_names);
+        assert_eq!(
+            (item["namespace"].as_str(), item["name"].as_str()),
+            (Some("agents"), Some("close"))
+        );
+        let plain = ToolCall {
+            name: "exec_command".into(),
+            ..call
+        };
+        let item = super::super::response::call_item("fc_2", "completed", &plain, &p.tool_names);
+        assert!(item.get("namespace").is_none());
+        assert_eq!(item["name"], "exec_command");
+
+        let bad = prepare(json!({"model": "m", "input": "x", "tools": [
+            {"type": "namespace", "name": "n", "tools": [{"type": "web_search"}]},
+        ]}))
+        .err()
+        .unwrap();
+        assert!(
+            format!("{bad:?}").contains("tools[0].tools[0].type"),
+            "{bad:?}"
+        );
     }
 
     #[test]

@@ -10,6 +10,33 @@ pub struct Envelope {
     pub created_at: u64,
     pub model: String,
     pub echo: Map<String, Value>,
+    pub tool_names: ToolNames,
+}
+
+/// The tools of `namespace` groups, flattened for providers (which know only plain function
+/// names) as `<namespace>__<name>`, and told apart again when the model calls one.
+#[derive(Debug, Default, Clone)]
+pub struct ToolNames(std::collections::HashMap<String, (String, String)>);
+
+impl ToolNames {
+    pub fn flat(namespace: &str, name: &str) -> String {
+        format!("{namespace}__{name}")
+    }
+
+    pub fn insert(&mut self, namespace: &str, name: &str) -> String {
+        let flat = Self::flat(namespace, name);
+        self.0
+            .insert(flat.clone(), (namespace.to_owned(), name.to_owned()));
+        flat
+    }
+
+    /// The namespace (if any) and the name the client declared, for a name the model called.
+    pub fn wire<'a>(&'a self, called: &'a str) -> (Option<&'a str>, &'a str) {
+        match self.0.get(called) {
+            Some((namespace, name)) => (Some(namespace), name),
+            None => (None, called),
+        }
+    }
 }
 
 /// How a response ended, in the Responses vocabulary.
@@ -115,19 +142,24 @@ pub fn message_item(id: &str, status: &str, text: Option<&str>) -> Value {
     })
 }
 
-pub fn call_item(id: &str, status: &str, call: &ToolCall) -> Value {
-    json!({
+pub fn call_item(id: &str, status: &str, call: &ToolCall, names: &ToolNames) -> Value {
+    let (namespace, name) = names.wire(&call.name);
+    let mut item = json!({
         "id": id,
         "type": "function_call",
         "status": status,
         "call_id": call.id,
-        "name": call.name,
+        "name": name,
         "arguments": call.arguments,
-    })
+    });
+    if let (Some(namespace), Value::Object(o)) = (namespace, &mut item) {
+        o.insert("namespace".into(), namespace.into());
+    }
+    item
 }
 
 /// The output items of a whole answer: its text as one message, then its function calls.
-pub fn output(r: &ChatResponse, status: &Status) -> Vec<Value> {
+pub fn output(r: &ChatResponse, status: &Status, names: &ToolNames) -> Vec<Value> {
     let mut out = Vec::with_capacity(1 + r.tool_calls.len());
     let text = r.text();
     if !text.is_empty() {
@@ -136,7 +168,7 @@ pub fn output(r: &ChatResponse, status: &Status) -> Vec<Value> {
     }
     for call in &r.tool_calls {
         let id = freeway_types::random_id("fc_");
-        out.push(call_item(&id, status.item_status(), call));
+        out.push(call_item(&id, status.item_status(), call, names));
     }
     out
 }

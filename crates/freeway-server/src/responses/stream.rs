@@ -166,7 +166,7 @@ impl EventEncoder {
                     "response.output_item.done",
                     json!({
                         "output_index": index,
-                        "item": response::call_item(&id, status, &call),
+                        "item": response::call_item(&id, status, &call, &self.envelope.tool_names),
                     }),
                 );
             }
@@ -184,7 +184,9 @@ impl EventEncoder {
             .iter()
             .map(|item| match item {
                 Item::Message { id, text, .. } => response::message_item(id, status, Some(text)),
-                Item::Call { id, call, .. } => response::call_item(id, status, call),
+                Item::Call { id, call, .. } => {
+                    response::call_item(id, status, call, &self.envelope.tool_names)
+                }
             })
             .collect()
     }
@@ -291,7 +293,12 @@ impl FrameEncoder for EventEncoder {
                     "response.output_item.added",
                     json!({
                         "output_index": output_index,
-                        "item": response::call_item(&item_id, "in_progress", &call),
+                        "item": response::call_item(
+                            &item_id,
+                            "in_progress",
+                            &call,
+                            &self.envelope.tool_names,
+                        ),
                     }),
                 );
                 self.items.push(Item::Call {
@@ -395,6 +402,7 @@ mod tests {
             created_at: 1,
             model: "m".into(),
             echo: serde_json::Map::new(),
+            tool_names: Default::default(),
         };
         (EventEncoder::new(envelope, slot.clone()), slot)
     }

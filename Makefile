@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 LISTEN ?= 127.0.0.1:4000
 
-.PHONY: run test build test-bins release lint fmt unit e2e venv mcp-servers bench clean
+.PHONY: run test build test-bins release lint fmt unit e2e venv mcp-servers clients bench clean
 
 ## run: fetch the embedded model if missing, build, and serve on $(LISTEN)
 run: release
@@ -47,12 +47,20 @@ $(MCP_SERVERS): tests/mcp/package.json tests/mcp/package-lock.json
 
 mcp-servers: $(MCP_SERVERS)
 
+# The coding-agent CLIs (Claude Code, Codex CLI, opencode) the end-to-end suite drives.
+CLIENTS := tests/clients/node_modules/.installed
+$(CLIENTS): tests/clients/package.json tests/clients/package-lock.json
+	npm ci --prefix tests/clients --no-audit --no-fund --loglevel=error
+	touch $@
+
+clients: $(CLIENTS)
+
 # The same feature set as the unit tests' build, so that `make test` compiles llama.cpp once for
 # the tests, not again for `--bins` alone (which leaves dev-dependencies out).
 test-bins:
 	$(CARGO) build --workspace --all-targets
 
-e2e: test-bins venv mcp-servers
+e2e: test-bins venv mcp-servers clients
 	$(VENV)/bin/python -m pytest tests/e2e -q
 
 bench:
@@ -63,4 +71,4 @@ fmt:
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) tests/mcp/node_modules
+	rm -rf $(VENV) tests/mcp/node_modules tests/clients/node_modules

@@ -287,5 +287,11 @@ pub(crate) fn conversation(body: &Value) -> Conversation {
         last,
         input_words,
         assistant_turns,
+        cwd: crate::behavior::coding_cwd(
+            body.get("model")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+            body,
+        ),
     }
 }

@@ -94,6 +94,8 @@ pub(crate) struct Conversation {
     pub input_words: u64,
     /// Assistant (model) messages so far: how far a scripted agent task has got.
     pub assistant_turns: usize,
+    /// The working directory a coding client's prompt names (for the `coding-agent` model).
+    pub cwd: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -135,11 +137,16 @@ fn magic(model: &str) -> Magic {
     Magic::Error(case)
 }
 
-/// The deterministic model.
 /// The magic model `coding-agent` plays a small coding task on a repository holding `calc.py`
 /// (`add` subtracts) and `test_calc.py`, one step per assistant turn already in the
 /// conversation: read both files, fix the bug, run the test, answer. Stateless, so any number
 /// of sessions and every wire protocol play it at once.
+///
+/// It plays with whatever tools the client offers: freeway's agents (`read_file`, `edit_file`,
+/// `bash`), Claude Code (`Read`, `Edit`, `Bash`), opencode (`read`, `edit`, `bash`) and Codex
+/// CLI (`exec_command` or `shell` only: it reads with `cat` and edits with `sed`). Tools that
+/// want an absolute path get one built from the working directory the client's prompt names.
+/// A request with no usable tools (a title or summary side call) gets a short text.
 fn coding_script(conv: &Conversation, call_id: &str) -> Answer {
     let id = |i: usize| {
         if call_id.is_empty() {
@@ -148,36 +155,210 @@ fn coding_script(conv: &Conversation, call_id: &str) -> Answer {
             format!("{call_id}_{}_{i}", conv.assistant_turns)
         }
     };
-    let call = |i: usize, name: &str, args: Value| MockToolCall::new(&id(i), name, &args);
-    match conv.assistant_turns {
-        0 => Answer::tool_calls(vec![
-            call(0, "read_file", serde_json::json!({"path": "test_calc.py"})),
-            call(1, "read_file", serde_json::json!({"path": "calc.py"})),
-        ]),
-        1 => Answer::tool_calls(vec![call(
-            0,
-            "edit_file",
-            serde_json::json!({"path": "calc.py", "old_string": "return a - b", "new_string": "return a + b"}),
-        )]),
-        2 => Answer::tool_calls(vec![call(
-            0,
-            "bash",
-            serde_json::json!({"command": "python3 test_calc.py"}),
-        )]),
-        _ => match &conv.last {
-            Last::ToolResult(result) => Answer::text(format!(
-                "Fixed add() in calc.py: it subtracted. The test run said: {}",
-                result
-                    .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or_default()
-            )),
-            Last::User(text) => Answer::text(format!(
-                "You asked: {text}. Earlier I fixed add() in calc.py, which subtracted."
-            )),
-            Last::Other => Answer::text("Done."),
+    let kit = Toolkit::find(&conv.tools, conv.cwd.as_deref());
+    let step = match conv.assistant_turns {
+        0 => match &kit.read {
+            Some(read) => Some(vec![
+                (read.name, read.args("test_calc.py", &kit)),
+                (read.name, read.args("calc.py", &kit)),
+            ]),
+            None => kit
+                .run
+                .as_ref()
+                .map(|run| vec![(run.name, run.args("cat test_calc.py calc.py"))]),
         },
+        1 => match &kit.edit {
+            Some(edit) => Some(vec![(
+                edit.name,
+                edit.args_edit("calc.py", "return a - b", "return a + b", &kit),
+            )]),
+            None => kit.run.as_ref().map(|run| {
+                vec![(
+                    run.name,
+                    run.args("sed -i 's/return a - b/return a + b/' calc.py"),
+                )]
+            }),
+        },
+        2 => kit
+            .run
+            .as_ref()
+            .map(|run| vec![(run.name, run.args("python3 test_calc.py"))]),
+        _ => None,
+    };
+    if let Some(calls) = step {
+        return Answer::tool_calls(
+            calls
+                .into_iter()
+                .enumerate()
+                .map(|(i, (name, args))| MockToolCall::new(&id(i), name, &args))
+                .collect(),
+        );
+    }
+    match &conv.last {
+        Last::ToolResult(result) => Answer::text(format!(
+            "Fixed add() in calc.py: it subtracted. The test run said: {}",
+            result
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or_default()
+        )),
+        Last::User(_) if conv.assistant_turns == 0 => Answer::text("Fix the failing calc test"),
+        Last::User(text) => Answer::text(format!(
+            "You asked: {text}. Earlier I fixed add() in calc.py, which subtracted."
+        )),
+        Last::Other => Answer::text("Done."),
+    }
+}
+
+/// The tools a coding client offers, found by name, with the argument names each one takes.
+struct Toolkit<'a> {
+    read: Option<FileTool<'a>>,
+    edit: Option<FileTool<'a>>,
+    run: Option<RunTool<'a>>,
+    cwd: Option<&'a str>,
+}
+
+struct FileTool<'a> {
+    name: &'a str,
+    /// `path` (relative to the workspace), `file_path` or `filePath` (absolute).
+    path: &'static str,
+    /// `old_string`/`new_string` or `oldString`/`newString`.
+    camel: bool,
+}
+
+struct RunTool<'a> {
+    name: &'a str,
+    /// `command` or `cmd`.
+    field: &'static str,
+    /// The command is an argv array (`shell`), not a string.
+    argv: bool,
+    /// The tool asks for a one-line `description` of each command (Claude Code, opencode).
+    described: bool,
+}
+
+impl<'a> Toolkit<'a> {
+    fn find(tools: &'a [(String, Value)], cwd: Option<&'a str>) -> Self {
+        let mut kit = Toolkit {
+            read: None,
+            edit: None,
+            run: None,
+            cwd,
+        };
+        for (name, schema) in tools {
+            let has = |field: &str| schema.pointer(&format!("/properties/{field}")).is_some();
+            let path = ["path", "file_path", "filePath"]
+                .into_iter()
+                .find(|f| has(f));
+            match name.as_str() {
+                "read_file" | "Read" | "read" => {
+                    if let Some(path) = path {
+                        kit.read = Some(FileTool {
+                            name,
+                            path,
+                            camel: false,
+                        });
+                    }
+                }
+                "edit_file" | "Edit" | "edit" => {
+                    if let Some(path) = path {
+                        kit.edit = Some(FileTool {
+                            name,
+                            path,
+                            camel: has("oldString"),
+                        });
+                    }
+                }
+                "bash" | "Bash" | "exec_command" | "shell" => {
+                    let field = if has("cmd") { "cmd" } else { "command" };
+                    let argv = schema.pointer(&format!("/properties/{field}/type"))
+                        == Some(&Value::from("array"));
+                    kit.run = Some(RunTool {
+                        name,
+                        field,
+                        argv,
+                        described: has("description"),
+                    });
+                }
+                _ => {}
+            }
+        }
+        kit
+    }
+
+    fn path(&self, tool: &FileTool<'_>, file: &str) -> String {
+        match (tool.path, self.cwd) {
+            ("path", _) | (_, None) => file.to_owned(),
+            (_, Some(cwd)) => format!("{}/{file}", cwd.trim_end_matches('/')),
+        }
+    }
+}
+
+impl FileTool<'_> {
+    fn args(&self, file: &str, kit: &Toolkit<'_>) -> Value {
+        let mut args = serde_json::Map::new();
+        args.insert(self.path.to_owned(), Value::from(kit.path(self, file)));
+        Value::Object(args)
+    }
+
+    fn args_edit(&self, file: &str, old: &str, new: &str, kit: &Toolkit<'_>) -> Value {
+        let (o, n) = if self.camel {
+            ("oldString", "newString")
+        } else {
+            ("old_string", "new_string")
+        };
+        let mut args = serde_json::Map::new();
+        args.insert(self.path.to_owned(), Value::from(kit.path(self, file)));
+        args.insert(o.to_owned(), Value::from(old));
+        args.insert(n.to_owned(), Value::from(new));
+        Value::Object(args)
+    }
+}
+
+impl RunTool<'_> {
+    fn args(&self, command: &str) -> Value {
+        let command = if self.argv {
+            serde_json::json!(["bash", "-lc", command])
+        } else {
+            Value::from(command)
+        };
+        let mut args = serde_json::Map::new();
+        args.insert(self.field.to_owned(), command);
+        if self.described {
+            args.insert("description".to_owned(), Value::from("Run a command"));
+        }
+        Value::Object(args)
+    }
+}
+
+/// [`working_directory`], looked for only for the `coding-agent` model (the benchmark's
+/// upstream skips the walk).
+pub(crate) fn coding_cwd(model: &str, body: &Value) -> Option<String> {
+    model
+        .starts_with("coding-agent")
+        .then(|| working_directory(body))
+        .flatten()
+}
+
+/// The working directory a coding client names in its prompt: Claude Code's `Primary working
+/// directory: …`, opencode's `Working directory: …`, Codex CLI's `<cwd>…</cwd>`.
+pub(crate) fn working_directory(body: &Value) -> Option<String> {
+    match body {
+        Value::String(text) => text.lines().find_map(|line| {
+            let line = line.trim().trim_start_matches("- ");
+            if let Some(rest) = line
+                .strip_prefix("Primary working directory:")
+                .or_else(|| line.strip_prefix("Working directory:"))
+            {
+                return Some(rest.trim().to_owned()).filter(|d| d.starts_with('/'));
+            }
+            let start = line.find("<cwd>")? + "<cwd>".len();
+            let end = line[start..].find("</cwd>")? + start;
+            Some(line[start..end].to_owned())
+        }),
+        Value::Array(items) => items.iter().find_map(working_directory),
+        Value::Object(map) => map.values().find_map(working_directory),
+        _ => None,
     }
 }
 

@@ -300,5 +300,6 @@ pub(crate) fn conversation(model: &str, stream: bool, body: &Value) -> Conversat
         last,
         input_words,
         assistant_turns,
+        cwd: crate::behavior::coding_cwd(model, body),
     }
 }

@@ -50,7 +50,9 @@ mcp-servers: $(MCP_SERVERS)
 # The coding-agent CLIs (Claude Code, Codex CLI, opencode) the end-to-end suite drives.
 CLIENTS := tests/clients/node_modules/.installed
 $(CLIENTS): tests/clients/package.json tests/clients/package-lock.json
-	npm ci --prefix tests/clients --no-audit --no-fund --loglevel=error
+	# `npm install` from the lock file: `npm ci` refuses opencode-ai's optional platform
+	# packages that are not published for this registry, which install skips.
+	npm install --prefix tests/clients --no-audit --no-fund --loglevel=error
 	touch $@
 
 clients: $(CLIENTS)

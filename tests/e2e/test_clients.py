@@ -6,7 +6,7 @@ The mock's `coding-agent` model plays the task with the client's own tools: read
 `test_calc.py`, fix `add`, run the test, answer. The task is done when the file on disk is fixed
 and the client prints the test's output from the answer.
 
-Installed by `npm ci --prefix tests/clients` (make test does).
+Installed by `make clients` (make test does).
 """
 
 import json
@@ -52,7 +52,7 @@ def clean_env(home):
 
 
 def run(argv, cwd, env):
-    assert BIN.exists(), f"{BIN} is missing: run `npm ci --prefix tests/clients` (make test does)"
+    assert BIN.exists(), f"{BIN} is missing: run `make clients` (make test does)"
     # opencode finds its project from $PWD, which a changed cwd alone leaves stale.
     env = dict(env, PWD=str(cwd))
     return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=180)

@@ -111,6 +111,57 @@ def test_streamed_function_call(openai_client, model):
     assert json.loads(call.arguments) == {"city": "Paris"}
 
 
+PATCH_TOOL = {
+    "type": "custom",
+    "name": "apply_patch",
+    "description": "Edit files with a patch.",
+    "format": {"type": "grammar", "syntax": "lark", "definition": 'start: "*** Begin Patch" /(.|\\n)*/'},
+}
+
+
+def test_custom_tool_round_trip(openai_client, model):
+    """Codex CLI's freeform tools run on any provider as a function taking one string."""
+    history = [{"role": "user", "content": "Fix the bug."}]
+    r = openai_client.responses.create(model=model, input=history, tools=[PATCH_TOOL])
+    call = r.output[0]
+    assert call.type == "custom_tool_call", r.output
+    assert call.name == "apply_patch" and call.call_id
+    assert isinstance(call.input, str) and call.input and not call.input.startswith("{")
+    assert r.tools[0].type == "custom"
+
+    history += [o.model_dump(exclude_none=True) for o in r.output]
+    history.append({"type": "custom_tool_call_output", "call_id": call.call_id, "output": "Done!"})
+    r = openai_client.responses.create(model=model, input=history, tools=[PATCH_TOOL], store=False)
+    assert r.output_text == "The tool said: Done!"
+
+    with openai_client.responses.stream(model=model, input="Fix it.", tools=[PATCH_TOOL]) as stream:
+        kinds = [e.type for e in stream]
+        final = stream.get_final_response()
+    assert "response.custom_tool_call_input.done" in kinds
+    assert "response.function_call_arguments.delta" not in kinds
+    assert final.output[0].type == "custom_tool_call"
+    assert final.output[0].input == call.input
+
+
+def test_namespace_tools_are_called_by_their_declared_name(openai_client, model):
+    """Codex CLI's tool namespaces: flattened for the provider, named back as declared."""
+    tools = [{"type": "namespace", "name": "weather", "description": "Weather tools", "tools": [
+        {**{k: v for k, v in WEATHER_TOOL.items() if k != "strict"}, "name": "current"},
+    ]}]
+    r = openai_client.responses.create(model=model, input="weather in Paris?", tools=tools, store=False)
+    call = r.output[0].model_dump()
+    assert call["type"] == "function_call"
+    assert (call["namespace"], call["name"]) == ("weather", "current"), call
+    follow = openai_client.responses.create(
+        model=model,
+        input=[{"role": "user", "content": "weather in Paris?"}, call,
+               {"type": "function_call_output", "call_id": call["call_id"], "output": "18C"}],
+        tools=tools,
+        store=False,
+    )
+    assert follow.output_text == "The tool said: 18C"
+
+
 def test_previous_response_id_continues(openai_client, model):
     first = openai_client.responses.create(model=model, input="My name is Ada")
     assert first.output_text == "You said: My name is Ada"

@@ -331,7 +331,22 @@ fn input(value: Value) -> Result<Vec<Message>, ApiError> {
                     }),
                 }
             }
-            "function_call_output" => out.push(Message::Tool {
+            "custom_tool_call" => {
+                let input = string(&item, "input", &at)?;
+                let call = ToolCall {
+                    id: string(&item, "call_id", &at)?,
+                    name: string(&item, "name", &at)?,
+                    arguments: json!({ "input": input }).to_string(),
+                };
+                match out.last_mut() {
+                    Some(Message::Assistant { tool_calls, .. }) => tool_calls.push(call),
+                    _ => out.push(Message::Assistant {
+                        content: Vec::new(),
+                        tool_calls: vec![call],
+                    }),
+                }
+            }
+            "function_call_output" | "custom_tool_call_output" => out.push(Message::Tool {
                 tool_call_id: string(&item, "call_id", &at)?,
                 content: function_output(&format!("{at}.output"), item.get("output"))?,
                 is_error: false,
@@ -350,7 +365,8 @@ fn input(value: Value) -> Result<Vec<Message>, ApiError> {
                     format!("{at}.type"),
                     format!(
                         "input items of type `{other}` are not supported by freeway; it accepts \
-                         `message`, `function_call` and `function_call_output` items"
+                         `message`, `function_call`, `function_call_output`, `custom_tool_call` \
+                         and `custom_tool_call_output` items"
                     ),
                 ));
             }
@@ -501,6 +517,12 @@ fn tools(
                 }));
                 defs.push(def);
             }
+            Some("custom") => {
+                let def = custom_def(&tool, &at)?;
+                names.custom(&def.name);
+                echo.push(Value::Object(tool));
+                defs.push(def);
+            }
             Some("namespace") => {
                 let namespace = string(&tool, "name", &at)?;
                 let Some(Value::Array(members)) = tool.get("tools") else {
@@ -531,7 +553,8 @@ fn tools(
                     format!("{at}.type"),
                     format!(
                         "the tool type `{other}` is not supported by freeway: only function \
-                         tools (`\"type\": \"function\"`) and namespaces of them are; hosted \
+                         tools (`\"type\": \"function\"`), namespaces of them and `custom` \
+                         (freeform) tools are; hosted \
                          tools such as web search, file search or code interpreter do not run \
                          here"
                     ),
@@ -541,6 +564,60 @@ fn tools(
         }
     }
     Ok((defs, echo, names))
+}
+
+/// A `custom` (freeform) tool: the model writes free text, not JSON arguments. Providers know
+/// only function tools, so it becomes one taking a single `input` string, its format (a
+/// grammar or plain text) described to the model.
+fn custom_def(
+    tool: &Map<String, Value>,
+    at: &str,
+) -> Result<freeway_types::ToolDefinition, ApiError> {
+    let name = string(tool, "name", at)?;
+    let mut description = tool
+        .get("description")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let format = tool.get("format");
+    let input = match format.and_then(|f| f.get("type")).and_then(Value::as_str) {
+        None | Some("text") => "The input is free text.".to_owned(),
+        Some("grammar") => {
+            let syntax = format
+                .and_then(|f| f.get("syntax"))
+                .and_then(Value::as_str)
+                .unwrap_or("lark");
+            let definition = format
+                .and_then(|f| f.get("definition"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    ApiError::invalid(format!("{at}.format.definition"), "Field required")
+                })?;
+            format!("The input must match this {syntax} grammar exactly:\n{definition}")
+        }
+        Some(other) => {
+            return Err(ApiError::invalid(
+                format!("{at}.format.type"),
+                format!("unknown value `{other}`; expected text or grammar"),
+            ));
+        }
+    };
+    if !description.is_empty() {
+        description.push_str("\n\n");
+    }
+    description.push_str(&input);
+    let parameters = json!({
+        "type": "object",
+        "properties": { "input": { "type": "string", "description": input } },
+        "required": ["input"],
+        "additionalProperties": false,
+    });
+    Ok(function_tool(
+        name,
+        Some(description),
+        Some(parameters),
+        None,
+    ))
 }
 
 /// One flat function tool: `name`, `description`, `parameters`, `strict` beside `type`.
@@ -729,6 +806,52 @@ mod tests {
             format!("{bad:?}").contains("tools[0].tools[0].type"),
             "{bad:?}"
         );
+    }
+
+    #[test]
+    fn custom_tools_run_as_functions_taking_one_input_string() {
+        let p = prepare(json!({
+            "model": "m",
+            "input": [
+                {"role": "user", "content": "patch it"},
+                {"type": "custom_tool_call", "call_id": "c1", "name": "apply_patch", "input": "*** Begin Patch"},
+                {"type": "custom_tool_call_output", "call_id": "c1", "output": "Done!"},
+            ],
+            "tools": [{
+                "type": "custom", "name": "apply_patch", "description": "Edit files.",
+                "format": {"type": "grammar", "syntax": "lark", "definition": "start: \"*** Begin Patch\""},
+            }],
+        }))
+        .unwrap();
+        let chat = p.chat(Vec::new());
+        let tool = &chat.tools[0];
+        assert_eq!(tool.name, "apply_patch");
+        assert_eq!(tool.parameters["required"], json!(["input"]));
+        assert!(
+            tool.description
+                .as_deref()
+                .unwrap()
+                .contains("lark grammar"),
+            "{:?}",
+            tool.description
+        );
+        let Message::Assistant { tool_calls, .. } = &chat.messages[1] else {
+            panic!("{:?}", chat.messages[1]);
+        };
+        assert_eq!(tool_calls[0].arguments, r#"{"input":"*** Begin Patch"}"#);
+        assert!(
+            matches!(&chat.messages[2], Message::Tool { tool_call_id, .. } if tool_call_id == "c1")
+        );
+        let item =
+            super::super::response::call_item("ctc_1", "completed", &tool_calls[0], &p.tool_names);
+        assert_eq!(item["type"], "custom_tool_call");
+        assert_eq!(item["input"], "*** Begin Patch");
+        let bad = prepare(json!({"model": "m", "input": "x", "tools": [
+            {"type": "custom", "name": "x", "format": {"type": "regex"}},
+        ]}))
+        .err()
+        .unwrap();
+        assert_eq!(bad.param.as_deref(), Some("tools[0].format.type"));
     }
 
     #[test]

@@ -13,10 +13,17 @@ pub struct Envelope {
     pub tool_names: ToolNames,
 }
 
-/// The tools of `namespace` groups, flattened for providers (which know only plain function
-/// names) as `<namespace>__<name>`, and told apart again when the model calls one.
+/// Tools declared in shapes providers do not have, and how their calls go back to the client:
+/// the function tools of `namespace` groups, flattened as `<namespace>__<name>`, and `custom`
+/// (freeform) tools, run as functions taking one `input` string.
 #[derive(Debug, Default, Clone)]
-pub struct ToolNames(std::collections::HashMap<String, (String, String)>);
+pub struct ToolNames(std::collections::HashMap<String, Declared>);
+
+#[derive(Debug, Clone)]
+enum Declared {
+    Namespaced { namespace: String, name: String },
+    Custom,
+}
 
 impl ToolNames {
     pub fn flat(namespace: &str, name: &str) -> String {
@@ -25,17 +32,40 @@ impl ToolNames {
 
     pub fn insert(&mut self, namespace: &str, name: &str) -> String {
         let flat = Self::flat(namespace, name);
-        self.0
-            .insert(flat.clone(), (namespace.to_owned(), name.to_owned()));
+        let declared = Declared::Namespaced {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        self.0.insert(flat.clone(), declared);
         flat
+    }
+
+    pub fn custom(&mut self, name: &str) {
+        self.0.insert(name.to_owned(), Declared::Custom);
+    }
+
+    pub fn is_custom(&self, called: &str) -> bool {
+        matches!(self.0.get(called), Some(Declared::Custom))
     }
 
     /// The namespace (if any) and the name the client declared, for a name the model called.
     pub fn wire<'a>(&'a self, called: &'a str) -> (Option<&'a str>, &'a str) {
         match self.0.get(called) {
-            Some((namespace, name)) => (Some(namespace), name),
-            None => (None, called),
+            Some(Declared::Namespaced { namespace, name }) => (Some(namespace), name),
+            _ => (None, called),
         }
+    }
+}
+
+/// The free text a custom tool call carries: the `input` of the arguments the model wrote, or
+/// the arguments themselves when they are not that JSON object.
+pub fn custom_input(arguments: &str) -> String {
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(Value::Object(mut o)) => match o.remove("input") {
+            Some(Value::String(input)) => input,
+            _ => arguments.to_owned(),
+        },
+        _ => arguments.to_owned(),
     }
 }
 
@@ -143,6 +173,16 @@ pub fn message_item(id: &str, status: &str, text: Option<&str>) -> Value {
 }
 
 pub fn call_item(id: &str, status: &str, call: &ToolCall, names: &ToolNames) -> Value {
+    if names.is_custom(&call.name) {
+        return json!({
+            "id": id,
+            "type": "custom_tool_call",
+            "status": status,
+            "call_id": call.id,
+            "name": call.name,
+            "input": custom_input(&call.arguments),
+        });
+    }
     let (namespace, name) = names.wire(&call.name);
     let mut item = json!({
         "id": id,

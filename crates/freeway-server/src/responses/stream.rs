@@ -152,15 +152,32 @@ impl EventEncoder {
             Item::Call { id, call, open, .. } => {
                 *open = false;
                 let (id, call) = (id.clone(), call.clone());
-                self.frame(
-                    out,
-                    "response.function_call_arguments.done",
-                    json!({
-                        "item_id": id,
-                        "output_index": index,
-                        "arguments": call.arguments,
-                    }),
-                );
+                if self.envelope.tool_names.is_custom(&call.name) {
+                    // The model's JSON arguments were held back: the free text goes out whole.
+                    let input = response::custom_input(&call.arguments);
+                    if !input.is_empty() {
+                        self.frame(
+                            out,
+                            "response.custom_tool_call_input.delta",
+                            json!({ "item_id": id, "output_index": index, "delta": input }),
+                        );
+                    }
+                    self.frame(
+                        out,
+                        "response.custom_tool_call_input.done",
+                        json!({ "item_id": id, "output_index": index, "input": input }),
+                    );
+                } else {
+                    self.frame(
+                        out,
+                        "response.function_call_arguments.done",
+                        json!({
+                            "item_id": id,
+                            "output_index": index,
+                            "arguments": call.arguments,
+                        }),
+                    );
+                }
                 self.frame(
                     out,
                     "response.output_item.done",
@@ -326,7 +343,14 @@ impl FrameEncoder for EventEncoder {
                         }
                         _ => None,
                     });
+                let custom = found.is_some()
+                    && self.items.iter().any(|item| {
+                        matches!(item, Item::Call { index: k, call, .. }
+                            if *k == index && self.envelope.tool_names.is_custom(&call.name))
+                    });
                 match found {
+                    // A custom call's input is sent whole when the call is done.
+                    Some(_) if custom => {}
                     Some((output_index, item_id)) if !arguments.is_empty() => self.frame(
                         &mut out,
                         "response.function_call_arguments.delta",
@@ -405,6 +429,51 @@ mod tests {
             tool_names: Default::default(),
         };
         (EventEncoder::new(envelope, slot.clone()), slot)
+    }
+
+    #[test]
+    fn a_custom_tool_call_streams_its_free_text_input_not_json() {
+        let (mut enc, _slot) = encoder();
+        enc.envelope.tool_names.custom("apply_patch");
+        let mut out = vec![enc.start().unwrap()];
+        for e in [
+            StreamEvent::ToolCallStart {
+                index: 0,
+                id: "c".into(),
+                name: "apply_patch".into(),
+            },
+            StreamEvent::ToolCallDelta {
+                index: 0,
+                arguments: "{\"input\":\"*** Begin".into(),
+            },
+            StreamEvent::ToolCallDelta {
+                index: 0,
+                arguments: " Patch\\n\"}".into(),
+            },
+        ] {
+            out.extend(enc.event(e));
+        }
+        out.push(enc.end());
+        let ev = events(&out);
+        let kinds: Vec<&str> = ev.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        assert!(
+            !kinds.contains(&"response.function_call_arguments.delta"),
+            "{kinds:?}"
+        );
+        let delta = ev
+            .iter()
+            .find(|e| e["type"] == "response.custom_tool_call_input.delta")
+            .unwrap();
+        assert_eq!(delta["delta"], "*** Begin Patch\n");
+        let done = ev
+            .iter()
+            .find(|e| e["type"] == "response.custom_tool_call_input.done")
+            .unwrap();
+        assert_eq!(done["input"], "*** Begin Patch\n");
+        let item = &ev.last().unwrap()["response"]["output"][0];
+        assert_eq!(item["type"], "custom_tool_call");
+        assert_eq!(item["input"], "*** Begin Patch\n");
+        assert_eq!(item["call_id"], "c");
     }
 
     #[test]

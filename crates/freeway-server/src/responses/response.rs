@@ -48,6 +48,15 @@ impl ToolNames {
         matches!(self.0.get(called), Some(Declared::Custom))
     }
 
+    /// A new output item id for a call: `ctc_…` for a custom tool, `fc_…` for a function.
+    pub fn item_id(&self, called: &str) -> String {
+        freeway_types::random_id(if self.is_custom(called) {
+            "ctc_"
+        } else {
+            "fc_"
+        })
+    }
+
     /// The namespace (if any) and the name the client declared, for a name the model called.
     pub fn wire<'a>(&'a self, called: &'a str) -> (Option<&'a str>, &'a str) {
         match self.0.get(called) {
@@ -207,7 +216,7 @@ pub fn output(r: &ChatResponse, status: &Status, names: &ToolNames) -> Vec<Value
         out.push(message_item(&id, status.item_status(), Some(&text)));
     }
     for call in &r.tool_calls {
-        let id = freeway_types::random_id("fc_");
+        let id = names.item_id(&call.name);
         out.push(call_item(&id, status.item_status(), call, names));
     }
     out

@@ -299,7 +299,7 @@ impl FrameEncoder for EventEncoder {
                 // Text after a call is a new message item, so the text so far is done.
                 self.close_text(&mut out);
                 let output_index = self.items.len();
-                let item_id = freeway_types::random_id("fc_");
+                let item_id = self.envelope.tool_names.item_id(&name);
                 let call = ToolCall {
                     id,
                     name,
@@ -474,6 +474,7 @@ mod tests {
         assert_eq!(item["type"], "custom_tool_call");
         assert_eq!(item["input"], "*** Begin Patch\n");
         assert_eq!(item["call_id"], "c");
+        assert!(item["id"].as_str().unwrap().starts_with("ctc_"), "{item}");
     }
 
     #[test]

@@ -33,3 +33,15 @@ rps() { awk '/Requests\/sec/ {print $2}' "$tmp/$1.txt"; }
 to_us() { # wrk prints 52.00us / 1.23ms / 1.02s
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000; else print n * 1000000 }'
 }
+
+# Warms up (2 s, 4 connections), then measures one connection for $DURATION seconds into
+# $tmp/<name>.txt. The caller sets BENCH_* for the script in the environment.
+measure() { # name script url
+  wrk -t1 -c4 -d2s -s "bench/$2" "$3" >/dev/null
+  wrk -t1 -c1 -d"${DURATION}s" --latency -s "bench/$2" "$3" >"$tmp/$1.txt"
+}
+
+us() { to_us "$(pct "$1" "$2")"; }
+delta() { # run base percentile: how much later run's percentile is than base's
+  awk -v a="$(us "$1" "$3")" -v b="$(us "$2" "$3")" 'BEGIN{printf "%+.0f µs", a-b}'
+}

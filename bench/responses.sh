@@ -33,8 +33,7 @@ models = ["gpt-4o-mini"]
 TOML
 
 run() { # name script path [store]
-  BENCH_MODEL=up/gpt-4o-mini BENCH_STORE=${4:-false} wrk -t1 -c4 -d2s -s "bench/$2" "http://127.0.0.1:$port$3" >/dev/null
-  BENCH_MODEL=up/gpt-4o-mini BENCH_STORE=${4:-false} wrk -t1 -c1 -d"${DURATION}s" --latency -s "bench/$2" "http://127.0.0.1:$port$3" >"$tmp/$1.txt"
+  BENCH_MODEL=up/gpt-4o-mini BENCH_STORE=${4:-false} measure "$1" "$2" "http://127.0.0.1:$port$3"
 }
 # Each answer must be a success, or the figures measure an error path.
 curl -fs "http://127.0.0.1:$port/v1/responses" -H "authorization: Bearer bench-key" \
@@ -45,8 +44,6 @@ run chat chat.lua /v1/chat/completions
 run responses responses.lua /v1/responses false
 run stored responses.lua /v1/responses true
 
-us() { to_us "$(pct "$1" "$2")"; }
-delta() { awk -v a="$(us "$1" "$3")" -v b="$(us "$2" "$3")" 'BEGIN{printf "%+.0f µs", a-b}'; }
 printf '\nResponses ingress over Chat Completions (%ss per run, wrk -t1 -c1, loopback, cache off, 2 cores shared by wrk, freeway and the upstream)\n\n' "$DURATION"
 printf '| run | p50 | p99 | requests/s | p50 over chat | p99 over chat |\n|---|---|---|---|---|---|\n'
 row() { printf '| %s | %s | %s | %s | %s | %s |\n' "$2" "$(pct "$1" 50%)" "$(pct "$1" 99%)" "$(rps "$1")" "$(delta "$1" chat 50%)" "$(delta "$1" chat 99%)"; }

@@ -49,8 +49,7 @@ secret() { python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])'; }
 fw() { echo "http://127.0.0.1:$port/v1/chat/completions"; }
 
 run() { # name key
-  BENCH_MODEL=up/gpt-4o-mini BENCH_KEY=$2 wrk -t1 -c4 -d2s -s bench/chat.lua "$(fw)" >/dev/null
-  BENCH_MODEL=up/gpt-4o-mini BENCH_KEY=$2 wrk -t1 -c1 -d"${DURATION}s" --latency -s bench/chat.lua "$(fw)" >"$tmp/$1.txt"
+  BENCH_MODEL=up/gpt-4o-mini BENCH_KEY=$2 measure "$1" chat.lua "$(fw)"
 }
 
 # Limits that never refuse, so every request pays for every check.
@@ -75,8 +74,6 @@ if redis-cli -u "$REDIS" ping 2>/dev/null | grep -q PONG; then
   run redis "$capped"
 fi
 
-us() { to_us "$(pct "$1" "$2")"; }
-delta() { awk -v a="$(us "$1" "$3")" -v b="$(us "$2" "$3")" 'BEGIN{printf "%+.0f µs", a-b}'; }
 printf '\nfreeway auth, rate-limit and budget overhead (%ss per run, wrk -t1 -c1, loopback, cache off, 2 cores shared by wrk, freeway and the upstream)\n\n' "$DURATION"
 printf '| run | p50 | p99 | requests/s | p50 over master | p99 over master |\n|---|---|---|---|---|---|\n'
 row() { printf '| %s | %s | %s | %s | %s | %s |\n' "$2" "$(pct "$1" 50%)" "$(pct "$1" 99%)" "$(rps "$1")" "$(delta "$1" master 50%)" "$(delta "$1" master 99%)"; }

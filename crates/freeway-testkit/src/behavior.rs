@@ -302,16 +302,17 @@ impl FileTool<'_> {
     }
 
     fn args_edit(&self, file: &str, old: &str, new: &str, kit: &Toolkit<'_>) -> Value {
-        let (o, n) = if self.camel {
+        let (old_key, new_key) = if self.camel {
             ("oldString", "newString")
         } else {
             ("old_string", "new_string")
         };
-        let mut args = serde_json::Map::new();
-        args.insert(self.path.to_owned(), Value::from(kit.path(self, file)));
-        args.insert(o.to_owned(), Value::from(old));
-        args.insert(n.to_owned(), Value::from(new));
-        Value::Object(args)
+        let mut args = self.args(file, kit);
+        if let Value::Object(map) = &mut args {
+            map.insert(old_key.to_owned(), Value::from(old));
+            map.insert(new_key.to_owned(), Value::from(new));
+        }
+        args
     }
 }
 

@@ -53,16 +53,9 @@ async fn count(state: Arc<AppState>, headers: HeaderMap, body: Body) -> Result<R
     let model = wire.model.clone();
     caller.require_model(&model)?;
     let request = wire.for_counting().into_chat()?;
-    let targets = state.gateway.resolve(&model).map_err(ApiError::from)?;
-    let target = targets
-        .first()
-        .map(|t| t.id.clone())
-        .unwrap_or_else(|| model.clone());
-    let input_tokens = tokio::task::spawn_blocking(move || {
-        freeway_gateway::tokens::estimate_request(&target, &request).0
-    })
-    .await
-    .map_err(|_| ApiError::internal("token counting failed"))?;
+    let input_tokens = crate::openai::count_input(&state, &model, request)
+        .await?
+        .input_tokens;
     Ok(json_response(
         serde_json::json!({ "input_tokens": input_tokens }),
         HeaderMap::new(),

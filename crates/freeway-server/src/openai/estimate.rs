@@ -12,7 +12,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use freeway_gateway::pricing::PriceTable;
 use freeway_gateway::tokens;
-use freeway_types::Usage;
+use freeway_types::{ChatRequest, Usage};
 use serde_json::json;
 
 use super::request::ChatCompletionRequest;
@@ -31,6 +31,39 @@ pub async fn estimate(
     }
 }
 
+/// A request's input tokens on the first target its model resolves to.
+pub(crate) struct Counted {
+    pub target: String,
+    pub input_tokens: u64,
+    pub tokenizer: tokens::Tokenizer,
+}
+
+/// Counts `request`'s input tokens with the tokenizer of the first target `model` resolves to
+/// (the name itself when it names no route); shared by `/v1/estimate` and Anthropic's
+/// `/v1/messages/count_tokens`.
+pub(crate) async fn count_input(
+    state: &AppState,
+    model: &str,
+    request: ChatRequest,
+) -> Result<Counted, ApiError> {
+    let targets = state.gateway.resolve(model).map_err(ApiError::from)?;
+    let target = targets
+        .first()
+        .map(|t| t.id.clone())
+        .unwrap_or_else(|| model.to_owned());
+    // Tokenizing a long prompt is CPU work: keep it off the async threads.
+    tokio::task::spawn_blocking(move || {
+        let (input_tokens, tokenizer) = tokens::estimate_request(&target, &request);
+        Counted {
+            target,
+            input_tokens,
+            tokenizer,
+        }
+    })
+    .await
+    .map_err(|_| ApiError::internal("token counting failed"))
+}
+
 async fn run(state: Arc<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let caller = authorize(&state, &headers).await?;
     let bytes = read_body(body, &headers, state.max_body_bytes).await?;
@@ -39,22 +72,12 @@ async fn run(state: Arc<AppState>, headers: HeaderMap, body: Body) -> Result<Res
     let model = wire.model.clone();
     caller.require_model(&model)?;
     let request = wire.into_chat()?;
-    let targets = state.gateway.resolve(&model).map_err(ApiError::from)?;
-    let target = targets
-        .first()
-        .map(|t| t.id.clone())
-        .unwrap_or_else(|| model.clone());
-    // Tokenizing a long prompt is CPU work: keep it off the async threads.
-    let (input_tokens, tokenizer, request) = tokio::task::spawn_blocking({
-        let target = target.clone();
-        move || {
-            let (n, tokenizer) = tokens::estimate_request(&target, &request);
-            (n, tokenizer, request)
-        }
-    })
-    .await
-    .map_err(|_| ApiError::internal("token counting failed"))?;
     let max_output = request.max_tokens.map(u64::from);
+    let Counted {
+        target,
+        input_tokens,
+        tokenizer,
+    } = count_input(&state, &model, request).await?;
     let builtin;
     let prices: &PriceTable = match &state.tenancy {
         Some(t) => &t.prices,

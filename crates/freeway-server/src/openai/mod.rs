@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 pub use embeddings::embeddings;
+pub(crate) use estimate::count_input;
 pub use estimate::estimate;
 use request::ChatCompletionRequest;
 pub(crate) use request::{function_tool, image, json_schema, tool_choice_mode};

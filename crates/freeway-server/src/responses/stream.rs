@@ -327,6 +327,7 @@ impl FrameEncoder for EventEncoder {
             }
             StreamEvent::ToolCallDelta { index, arguments } => {
                 // Calls stay open until the end: providers may interleave their fragments.
+                let names = &self.envelope.tool_names;
                 let found = self
                     .items
                     .iter_mut()
@@ -339,19 +340,14 @@ impl FrameEncoder for EventEncoder {
                             open: true,
                         } if *k == index => {
                             call.arguments.push_str(&arguments);
-                            Some((i, id.clone()))
+                            Some((i, id.clone(), names.is_custom(&call.name)))
                         }
                         _ => None,
                     });
-                let custom = found.is_some()
-                    && self.items.iter().any(|item| {
-                        matches!(item, Item::Call { index: k, call, .. }
-                            if *k == index && self.envelope.tool_names.is_custom(&call.name))
-                    });
                 match found {
                     // A custom call's input is sent whole when the call is done.
-                    Some(_) if custom => {}
-                    Some((output_index, item_id)) if !arguments.is_empty() => self.frame(
+                    Some((_, _, true)) => {}
+                    Some((output_index, item_id, false)) if !arguments.is_empty() => self.frame(
                         &mut out,
                         "response.function_call_arguments.delta",
                         json!({

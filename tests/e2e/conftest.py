@@ -119,7 +119,7 @@ strategy = "fallback"
     return path
 
 
-def start_freeway(config, env_extra=None):
+def start_freeway(config, env_extra=None, stderr=subprocess.PIPE):
     port = free_port()
     env = dict(os.environ)
     env.update(
@@ -134,12 +134,26 @@ def start_freeway(config, env_extra=None):
     proc = subprocess.Popen(
         [FREEWAY_BIN, "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}"],
         env=env,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
     )
     base = f"http://127.0.0.1:{port}"
     wait_ready(base + "/healthz", proc, "freeway")
     return proc, base
+
+
+def metric(base, name, **labels):
+    """The sum of `name` over the series of a server's /metrics whose labels include `labels`."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = httpx.get(base + "/metrics", headers={"authorization": f"Bearer {MASTER_KEY}"})
+    assert r.status_code == 200, r.text
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(r.text)
+        for s in family.samples
+        if s.name == name and set(labels.items()) <= set(s.labels.items())
+    )
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from conftest import (
     GEMINI_KEY,
     MASTER_KEY,
     OPENAI_KEY,
+    metric,
     start_freeway,
     write_config,
 )
@@ -191,6 +192,9 @@ def test_the_sessions_api_streams_the_turn(agent_base, workspace, protocol):
     )
     assert created.status_code == 201, created.text
     sid = created.json()["id"]
+    agent = {"freeway_agent": f"coder-{protocol}"}
+    steps_before = metric(agent_base, "freeway_agent_steps_total", **agent)
+    edits_before = metric(agent_base, "freeway_agent_tool_runs_total", freeway_tool="edit_file", outcome="ok")
     events = []
     with httpx.stream(
         "POST",
@@ -207,6 +211,9 @@ def test_the_sessions_api_streams_the_turn(agent_base, workspace, protocol):
     assert (workspace / f"api-{protocol}" / "calc.py").read_text().endswith("return a + b\n")
     shown = httpx.get(f"{agent_base}/v1/sessions/{sid}", headers=AUTH).json()
     assert shown["usage"]["steps"] == 4
+    assert metric(agent_base, "freeway_agent_steps_total", **agent) - steps_before == 4
+    edits = metric(agent_base, "freeway_agent_tool_runs_total", freeway_tool="edit_file", outcome="ok")
+    assert edits - edits_before == 1
     kinds = [i["kind"] for i in shown["items"]]
     assert kinds.count("message") == 9 and kinds[-1] == "turn"
 

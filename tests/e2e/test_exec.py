@@ -5,7 +5,7 @@ import subprocess
 import httpx
 import pytest
 
-from conftest import MASTER_KEY, start_freeway, write_config
+from conftest import MASTER_KEY, metric, start_freeway, write_config
 
 AUTH = {"authorization": f"Bearer {MASTER_KEY}"}
 
@@ -45,6 +45,7 @@ def run(base, body, headers=AUTH):
 
 
 def test_a_command_runs_with_the_contract_fields(exec_base):
+    ok = metric(exec_base, "freeway_exec_runs_total", outcome="ok")
     r = run(exec_base, {"kind": "command", "command": ["sh", "-c", "echo hello; echo warn >&2"]})
     assert r.status_code == 200, r.text
     body = r.json()
@@ -55,6 +56,7 @@ def test_a_command_runs_with_the_contract_fields(exec_base):
     assert body["stdout"] == "hello\n"
     assert body["stderr"] == "warn\n"
     assert body["diagnosis"] is None
+    assert metric(exec_base, "freeway_exec_runs_total", outcome="ok") - ok == 1
 
 
 def test_a_python_snippet_runs(exec_base):
@@ -77,8 +79,10 @@ def test_a_missing_module_is_diagnosed_and_the_model_answer_is_checked(exec_base
 
 
 def test_a_denied_command_is_403_with_the_rule(exec_base):
+    denied = metric(exec_base, "freeway_exec_runs_total", outcome="denied")
     r = run(exec_base, {"kind": "command", "command": "git push origin main"})
     assert r.status_code == 403, r.text
+    assert metric(exec_base, "freeway_exec_runs_total", outcome="denied") - denied == 1
     error = r.json()["error"]
     assert error["type"] == "permission_error"
     assert error["rule"] == "no-git-push"

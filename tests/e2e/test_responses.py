@@ -199,6 +199,37 @@ def test_retrieve_and_delete(openai_client, model):
         openai_client.responses.retrieve(r.id)
 
 
+def test_input_items_list_the_request_input(openai_client, model):
+    first = openai_client.responses.create(model=model, input="My name is Ada")
+    items = openai_client.responses.input_items.list(first.id)
+    assert [(i.type, i.role) for i in items.data] == [("message", "user")]
+    assert items.data[0].content[0].text == "My name is Ada"
+    assert items.data[0].id.startswith("msg_")
+
+    turns = [
+        {"role": "user", "content": "one"},
+        {"role": "assistant", "content": "two"},
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "three"}]},
+    ]
+    r = openai_client.responses.create(model=model, input=turns, previous_response_id=first.id)
+    newest_first = openai_client.responses.input_items.list(r.id)
+    # Only this request's input: the earlier turns are `first`'s items.
+    assert [i.content[0].text for i in newest_first.data] == ["three", "two", "one"]
+    assert newest_first.data[1].content[0].type == "output_text"
+
+    # The client walks the pages with `after`.
+    pages = openai_client.responses.input_items.list(r.id, order="asc", limit=2)
+    assert [i.content[0].text for i in pages] == ["one", "two", "three"]
+    page = openai_client.responses.input_items.list(r.id, order="asc", limit=2)
+    assert page.has_more and page.last_id == page.data[1].id
+
+    with pytest.raises(openai.BadRequestError) as e:
+        openai_client.responses.input_items.list(r.id, limit=500)
+    assert e.value.body["param"] == "limit"
+    with pytest.raises(openai.NotFoundError):
+        openai_client.responses.input_items.list("resp_doesnotexist")
+
+
 def test_json_schema(openai_client, model):
     fmt = {
         "type": "json_schema",

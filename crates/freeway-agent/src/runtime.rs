@@ -15,8 +15,8 @@ use freeway_store::{
     NewSession, Scope, Session, SessionChange, SessionStatus, SessionUsage, Store, StoreError,
 };
 use freeway_types::{
-    ChatRequest, ContentPart, FinishReason, Message, StreamAccumulator, StreamEvent, ToolCall,
-    ToolDefinition, Usage,
+    ChatRequest, ContentPart, FinishReason, Message, Metrics, StreamAccumulator, StreamEvent,
+    ToolCall, ToolDefinition, Usage,
 };
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -128,6 +128,7 @@ pub struct Runtime {
     /// `[[mcp_servers]]`, connected or not.
     mcp: Vec<McpStatus>,
     running: Mutex<HashSet<String>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Runtime {
@@ -147,11 +148,17 @@ impl Runtime {
             agents: BTreeMap::new(),
             mcp: Vec::new(),
             running: Mutex::new(HashSet::new()),
+            metrics: Arc::default(),
         };
         for tool in crate::tools::builtin() {
             runtime.tools.insert(tool.definition().name, tool);
         }
         runtime
+    }
+
+    /// Counts steps and tool runs in `metrics` (the server's), not in a registry of its own.
+    pub fn set_metrics(&mut self, metrics: Arc<Metrics>) {
+        self.metrics = metrics;
     }
 
     /// Adds a tool; a name already taken (a built-in, say) is refused.
@@ -586,6 +593,11 @@ impl TurnRun<'_> {
                 }
             };
             self.steps = step;
+            self.runtime
+                .metrics
+                .agent_steps
+                .with(&[&self.spec.name])
+                .inc();
             let (response, target) = answer;
             let cost = self
                 .runtime
@@ -842,7 +854,7 @@ impl TurnRun<'_> {
                         ),
                         true,
                     );
-                    self.finished(&r);
+                    self.finished(&r, "error");
                     return Admitted::Done(r);
                 }
             }
@@ -856,7 +868,7 @@ impl TurnRun<'_> {
                 ),
                 true,
             );
-            self.finished(&r);
+            self.finished(&r, "error");
             return Admitted::Done(r);
         };
         if needs_approval(self.spec.approval, tool.kind()) {
@@ -883,7 +895,7 @@ impl TurnRun<'_> {
                     ),
                     true,
                 );
-                self.finished(&r);
+                self.finished(&r, "denied");
                 return Admitted::Done(r);
             }
         }
@@ -942,11 +954,19 @@ impl TurnRun<'_> {
             is_error,
             duration_ms: started.elapsed().as_millis() as u64,
         };
-        self.finished(&r);
+        self.finished(&r, if is_error { "error" } else { "ok" });
         r
     }
 
-    fn finished(&self, r: &CallResult) {
+    /// `tool.finished`, and the call counted by `outcome` (ok, error, denied).
+    fn finished(&self, r: &CallResult, outcome: &'static str) {
+        // Tool names label the counter only when the tool exists: a model may call anything.
+        let tool = if self.tools.contains_key(&r.call.name) {
+            r.call.name.as_str()
+        } else {
+            "unknown"
+        };
+        self.runtime.metrics.tool_runs.with(&[tool, outcome]).inc();
         self.emit(Event::ToolFinished {
             call_id: r.call.id.clone(),
             name: r.call.name.clone(),

@@ -34,6 +34,7 @@ pub async fn runtime(
     let prices = Arc::new(prices(config)?);
     let model = Arc::new(GatewayModel::new(gateway.clone()));
     let mut runtime = Runtime::new(model, store, sandbox, prices);
+    runtime.set_metrics(gateway.metrics().clone());
     for tool in &config.tools {
         runtime
             .add_tool(Arc::new(CommandTool::new(tool.clone())))

@@ -112,6 +112,10 @@ pub struct ServeArgs {
     /// Address to listen on, e.g. 127.0.0.1:4000 (overrides the file and FREEWAY_LISTEN).
     #[arg(long, short = 'l', value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Log lines as `pretty` text or `json` objects (overrides `[telemetry] log_format` and
+    /// FREEWAY_LOG_FORMAT). FREEWAY_LOG sets the level, e.g. `warn` or `info,freeway::access=off`.
+    #[arg(long, value_name = "FORMAT", value_parser = ["pretty", "json"])]
+    pub log_format: Option<String>,
 }
 
 #[derive(Debug, Args)]

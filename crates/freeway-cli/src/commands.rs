@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use freeway_config::{Config, ConfigErrors, Source};
+use freeway_config::{Config, ConfigErrors, LogFormat, Source};
 use freeway_gateway::Gateway;
 use freeway_gateway::limits::Limiter;
 use freeway_gateway::pricing::{Price, PriceTable};
@@ -53,31 +53,45 @@ pub(crate) fn local_loader(
     crate::local::load(p)
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FREEWAY_LOG").unwrap_or_else(
         |_| // llama.cpp narrates every model load at info; its warnings still show.
         tracing_subscriber::EnvFilter::new("info,llama-cpp-2=warn"),
     );
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(output::color(true))
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => logs.with_ansi(output::color(true)).init(),
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    init_logging();
     let source = Source {
         file: args.config.config,
         listen: args.listen,
     };
     let config = load(&source)?;
-    let gateway =
-        Arc::new(Gateway::from_config(&config, &local_loader).map_err(anyhow::Error::msg)?);
+    init_logging(match args.log_format.as_deref() {
+        Some("json") => LogFormat::Json,
+        Some(_) => LogFormat::Pretty,
+        None => config.telemetry.log_format,
+    });
+    let gateway = Gateway::from_config(&config, &local_loader).map_err(anyhow::Error::msg)?;
+    let gateway = Arc::new(gateway.with_prices(Arc::new(prices(&config)?)));
     let mut state = AppState::new(gateway.clone(), config.server.master_key.clone());
     state.max_body_bytes = config.server.max_body_bytes;
     state.keep_alive = config.server.keep_alive;
     state.exec = crate::exec::exec_state(&config.sandbox);
+    state.access_log = freeway_server::observe::AccessLog {
+        enabled: config.telemetry.access_log,
+        every: config.telemetry.access_log_every,
+    };
     let tenancy = Arc::new(tenancy(&config).await?);
     state.tenancy = Some(tenancy.clone());
     match &state.exec.sandbox {

@@ -189,6 +189,12 @@ impl Cx<'_> {
             "telemetry.otlp_protocol",
             &["FREEWAY_TELEMETRY_OTLP_PROTOCOL"],
         );
+        set(
+            self,
+            &mut raw.telemetry.log_format,
+            "telemetry.log_format",
+            &["FREEWAY_LOG_FORMAT"],
+        );
         for (slot, key) in [
             (&mut raw.sandbox.workspace, "workspace"),
             (&mut raw.sandbox.isolation, "isolation"),
@@ -406,7 +412,47 @@ impl Cx<'_> {
             },
         );
         let mut warnings = Vec::new();
+        let log_format = match raw.telemetry.log_format.as_ref() {
+            None => LogFormat::Pretty,
+            Some(f) => match f.get_ref().as_str() {
+                "pretty" => LogFormat::Pretty,
+                "json" => LogFormat::Json,
+                other => {
+                    self.error(
+                        f.span(),
+                        "telemetry.log_format",
+                        format!("`{other}` is not `pretty` or `json`"),
+                    );
+                    LogFormat::Pretty
+                }
+            },
+        };
+        let access_log_every = match raw.telemetry.access_log_sample.as_ref() {
+            None => 1,
+            Some(share) => {
+                let v = *share.get_ref();
+                if v > 0.0 && v <= 1.0 {
+                    (1.0 / v).round() as u64
+                } else {
+                    self.error(
+                        share.span(),
+                        "telemetry.access_log_sample",
+                        format!(
+                            "{v} is not a share of requests in (0, 1]; 0.01 logs one in a hundred"
+                        ),
+                    );
+                    1
+                }
+            }
+        };
         let telemetry = TelemetryConfig {
+            log_format,
+            access_log: raw
+                .telemetry
+                .access_log
+                .as_ref()
+                .is_none_or(|v| *v.get_ref()),
+            access_log_every,
             otlp_endpoint: raw
                 .telemetry
                 .otlp_endpoint

@@ -261,6 +261,12 @@ pub(crate) struct RawTool {
 pub(crate) struct RawTelemetry {
     pub otlp_endpoint: Option<S<String>>,
     pub otlp_protocol: Option<S<String>>,
+    /// `pretty` (default) or `json`.
+    pub log_format: Option<S<String>>,
+    /// One log line per request (default true).
+    pub access_log: Option<S<bool>>,
+    /// The share of successful requests logged, in (0, 1]; errors are always logged.
+    pub access_log_sample: Option<S<f64>>,
 }
 
 /// `[sandbox]`: how `/v1/exec`, `freeway exec` and agent tools run processes.

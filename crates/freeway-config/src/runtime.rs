@@ -408,10 +408,35 @@ pub enum ToolKindConfig {
     Execute,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TelemetryConfig {
     pub otlp_endpoint: Option<String>,
     pub otlp_protocol: Option<String>,
+    pub log_format: LogFormat,
+    pub access_log: bool,
+    /// Log one in this many successful requests (1: all of them).
+    pub access_log_every: u64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            otlp_protocol: None,
+            log_format: LogFormat::Pretty,
+            access_log: true,
+            access_log_every: 1,
+        }
+    }
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// For people: aligned, colored on a terminal (unless `NO_COLOR`).
+    Pretty,
+    /// One JSON object per line, for log shippers.
+    Json,
 }
 
 /// `[sandbox]`: how processes are run, and who explains their failures.

@@ -131,6 +131,35 @@ fn a_missing_secret_is_named_with_its_line() {
 }
 
 #[test]
+fn telemetry_sets_the_log_format_and_the_access_log_share() {
+    let c = ok(
+        "[telemetry]\nlog_format = \"json\"\naccess_log_sample = 0.01\n",
+        &[],
+    );
+    assert_eq!(c.telemetry.log_format, freeway_config::LogFormat::Json);
+    assert!(c.telemetry.access_log);
+    assert_eq!(c.telemetry.access_log_every, 100);
+    let c = ok("", &[("FREEWAY_LOG_FORMAT", "json")]);
+    assert_eq!(c.telemetry.log_format, freeway_config::LogFormat::Json);
+    assert_eq!(c.telemetry.access_log_every, 1);
+
+    let e = err(
+        "[telemetry]\nlog_format = \"xml\"\naccess_log_sample = 0\n",
+        &[],
+    );
+    let text = e.to_string();
+    assert_eq!(e.errors.len(), 2, "{text}");
+    assert!(
+        text.contains("freeway.toml:2:") && text.contains("`xml`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("freeway.toml:3:") && text.contains("(0, 1]"),
+        "{text}"
+    );
+}
+
+#[test]
 fn unknown_keys_and_syntax_errors_point_at_the_line() {
     let e = err("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n", &[]);
     assert!(e.to_string().contains("freeway.toml:3:1"), "{e}");

@@ -15,9 +15,10 @@ use freeway_config::{
 use freeway_providers::anthropic::AnthropicProvider;
 use freeway_providers::gemini::GeminiProvider;
 use freeway_providers::openai::OpenAiProvider;
+use freeway_types::metrics::Histogram;
 use freeway_types::{
-    ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, EmbeddingResponse, Provider,
-    ProviderError, StreamEvent, TimeoutPhase,
+    ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, EmbeddingResponse, Metrics, Provider,
+    ProviderError, StreamEvent, TimeoutPhase, Usage,
 };
 use futures_util::future::BoxFuture;
 use futures_util::{Stream, StreamExt};
@@ -28,6 +29,7 @@ use crate::cache::{
 use crate::classify::Classifier;
 use crate::health::{Health, InFlight, TargetHealth, TargetSnapshot};
 use crate::models::ModelCatalog;
+use crate::pricing::PriceTable;
 
 /// Why a request found no answer.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -155,6 +157,9 @@ pub struct Gateway {
     routing: RoutingSettings,
     health: Health,
     cache: Option<Arc<ResponseCache>>,
+    metrics: Arc<Metrics>,
+    /// What answers cost, for the cost counter; `None` counts none.
+    prices: Option<Arc<PriceTable>>,
 }
 
 /// Assembles a [`Gateway`] from providers built elsewhere (tests, the embedded model).
@@ -165,6 +170,7 @@ pub struct GatewayBuilder {
     default_model: Option<String>,
     routing: RoutingSettings,
     cache: Option<CacheSettings>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl GatewayBuilder {
@@ -232,6 +238,12 @@ impl GatewayBuilder {
         self
     }
 
+    /// Where the gateway counts what it does (without: a registry of its own).
+    pub fn metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
     pub fn build(self) -> Result<Gateway, String> {
         let mut routes = HashMap::new();
         let mut route_order = Vec::new();
@@ -274,6 +286,8 @@ impl GatewayBuilder {
             routing: self.routing,
             health,
             cache,
+            metrics: self.metrics.unwrap_or_default(),
+            prices: None,
         })
     }
 }
@@ -322,6 +336,22 @@ impl Gateway {
 
     pub fn default_model(&self) -> Option<&str> {
         self.default_model.as_deref()
+    }
+
+    /// Prices answers for the `freeway_cost_usd` counter.
+    pub fn with_prices(mut self, prices: Arc<PriceTable>) -> Self {
+        self.prices = Some(prices);
+        self
+    }
+
+    /// The configured provider names, in configuration order.
+    pub fn provider_names(&self) -> impl Iterator<Item = &str> {
+        self.order.iter().map(String::as_str)
+    }
+
+    /// What this gateway (and the server around it) counts.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The targets a model name may be served by, in the order they would be tried now.
@@ -533,10 +563,11 @@ impl Gateway {
             Lookup::Skip => (None, None),
         };
         let attempt = self
-            .attempt(&plan, request, |target, request| {
+            .attempt(&plan, request, Operation::Chat, |target, request| {
                 target.provider.complete(request)
             })
             .await?;
+        self.count_usage(&attempt.target, &attempt.value.usage);
         if let (Some(key), Some(cache)) = (key, &self.cache) {
             let answer = CachedAnswer {
                 target: attempt.target.id.clone(),
@@ -583,7 +614,7 @@ impl Gateway {
             Lookup::Skip => (None, None),
         };
         let attempt = self
-            .attempt(&plan, request, |target, request| {
+            .attempt(&plan, request, Operation::Stream, |target, request| {
                 Box::pin(async move {
                     let mut stream = target.provider.stream(request).await?;
                     match stream.next().await {
@@ -609,6 +640,14 @@ impl Gateway {
             deadline: Box::pin(tokio::time::sleep_until(ends.into())),
             _in_flight: attempt.in_flight,
             done: false,
+            meter: Some(StreamMeter {
+                metrics: self.metrics.clone(),
+                prices: self.prices.clone(),
+                target: attempt.target.clone(),
+                started: attempt.started,
+                usage: None,
+                error: None,
+            }),
         };
         let mut value: ChatStream = Box::pin(tracked);
         if let (Some(key), Some(cache)) = (key, &self.cache) {
@@ -634,10 +673,11 @@ impl Gateway {
     ) -> Result<Served<EmbeddingResponse>, GatewayError> {
         let plan = self.plan(model, None, &RequestOptions::default())?;
         let attempt = self
-            .attempt(&plan, request, |target, request| {
+            .attempt(&plan, request, Operation::Embeddings, |target, request| {
                 target.provider.embed(request)
             })
             .await?;
+        self.count_usage(&attempt.target, &attempt.value.usage);
         Ok(Served {
             value: attempt.value,
             target: attempt.target.id,
@@ -682,6 +722,7 @@ impl Gateway {
         &self,
         plan: &Plan,
         mut request: R,
+        op: Operation,
         call: impl for<'a> Fn(&'a Target, &'a R) -> BoxFuture<'a, Result<T, ProviderError>>,
     ) -> Result<Attempt<T>, GatewayError>
     where
@@ -691,12 +732,18 @@ impl Gateway {
         let deadline = Instant::now() + plan.deadline;
         let mut last: Option<ProviderError> = None;
         let mut skipped: Vec<&str> = Vec::new();
+        // The last target given up on, for the fallback counter.
+        let mut passed: Option<&str> = None;
         for target in &plan.targets {
             let health = self.health.get(&target.id);
             if !health.admit(breaker, Instant::now()) {
                 tracing::debug!(target = %target.id, "circuit open: skipped");
                 skipped.push(&target.id);
+                passed = Some(&target.id);
                 continue;
+            }
+            if let Some(from) = passed {
+                self.metrics.fallbacks.with(&[from, &target.id]).inc();
             }
             request.set_model(&target.model);
             let mut retry = 0;
@@ -720,9 +767,21 @@ impl Gateway {
                         phase: TimeoutPhase::Total,
                     }),
                 };
+                let took = started.elapsed();
+                match &result {
+                    // A stream's call ends with its last event: its first is counted here.
+                    Ok(_) if op == Operation::Stream => self
+                        .metrics
+                        .time_to_first_token
+                        .with(&[target.provider.system(), &target.model, &target.id])
+                        .observe_duration(took),
+                    Ok(_) => operation(&self.metrics, op, target, "").observe_duration(took),
+                    Err(e) => operation(&self.metrics, op, target, e.metric_label())
+                        .observe_duration(took),
+                }
                 let e = match result {
                     Ok(value) => {
-                        health.succeeded(breaker, Instant::now(), Some(started.elapsed()));
+                        health.succeeded(breaker, Instant::now(), Some(took));
                         return Ok(Attempt {
                             value,
                             target: target.clone(),
@@ -758,12 +817,14 @@ impl Gateway {
                 last = Some(e);
                 match wait {
                     Some(wait) if again => {
+                        self.metrics.retries.with(&[&target.id]).inc();
                         tokio::time::sleep(wait).await;
                         retry += 1;
                     }
                     _ => break,
                 }
             }
+            passed = Some(&target.id);
         }
         if let Some(e) = last {
             return Err(e.into());
@@ -818,6 +879,76 @@ impl Gateway {
 
     pub(crate) fn catalog(&self) -> &ModelCatalog {
         &self.catalog
+    }
+}
+
+impl Gateway {
+    /// Counts an answer's tokens and cost against the target that gave it.
+    fn count_usage(&self, target: &Target, usage: &Usage) {
+        count_usage(&self.metrics, self.prices.as_deref(), target, usage);
+    }
+}
+
+fn count_usage(metrics: &Metrics, prices: Option<&PriceTable>, target: &Target, usage: &Usage) {
+    let system = target.provider.system();
+    for (kind, tokens) in [
+        ("input", usage.input_tokens),
+        ("output", usage.output_tokens),
+    ] {
+        if tokens > 0 || kind == "input" {
+            metrics
+                .token_usage
+                .with(&[system, &target.model, &target.id, kind])
+                .observe(tokens as f64);
+        }
+    }
+    if let Some(cost) = prices.and_then(|p| p.cost_of(&target.id, usage)) {
+        metrics.cost.with(&[&target.id]).add(cost.usd());
+    }
+}
+
+/// What a provider call is, for `gen_ai.operation.name`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    Chat,
+    Stream,
+    Embeddings,
+}
+
+/// The `gen_ai_client_operation_duration_seconds` series of one call.
+fn operation(metrics: &Metrics, op: Operation, target: &Target, error: &str) -> Arc<Histogram> {
+    let name = match op {
+        Operation::Chat | Operation::Stream => "chat",
+        Operation::Embeddings => "embeddings",
+    };
+    metrics.operation_duration.with(&[
+        name,
+        target.provider.system(),
+        &target.model,
+        &target.id,
+        error,
+    ])
+}
+
+/// A stream's call, counted when the stream is dropped: its whole duration, how it ended,
+/// and the usage it reported.
+struct StreamMeter {
+    metrics: Arc<Metrics>,
+    prices: Option<Arc<PriceTable>>,
+    target: Target,
+    started: Instant,
+    usage: Option<Usage>,
+    error: Option<&'static str>,
+}
+
+impl Drop for StreamMeter {
+    fn drop(&mut self) {
+        let error = self.error.unwrap_or_default();
+        operation(&self.metrics, Operation::Stream, &self.target, error)
+            .observe_duration(self.started.elapsed());
+        if let Some(usage) = &self.usage {
+            count_usage(&self.metrics, self.prices.as_deref(), &self.target, usage);
+        }
     }
 }
 
@@ -877,6 +1008,7 @@ struct Tracked {
     deadline: Pin<Box<tokio::time::Sleep>>,
     _in_flight: InFlight,
     done: bool,
+    meter: Option<StreamMeter>,
 }
 
 impl Stream for Tracked {
@@ -889,6 +1021,9 @@ impl Stream for Tracked {
         }
         if this.deadline.as_mut().poll(cx).is_ready() {
             this.done = true;
+            if let Some(meter) = &mut this.meter {
+                meter.error = Some("timeout");
+            }
             return Poll::Ready(Some(Err(ProviderError::Timeout {
                 provider: std::mem::take(&mut this.provider),
                 phase: TimeoutPhase::Total,
@@ -901,8 +1036,20 @@ impl Stream for Tracked {
                 if e.is_retryable() {
                     this.health.failed(&this.breaker, Instant::now());
                 }
+                if let Some(meter) = &mut this.meter {
+                    meter.error = Some(e.metric_label());
+                }
             }
-            None => this.done = true,
+            None => {
+                this.done = true;
+                // Counted now, not when the client lets go of the stream.
+                this.meter = None;
+            }
+            Some(Ok(StreamEvent::Usage { usage })) => {
+                if let Some(meter) = &mut this.meter {
+                    meter.usage = Some(*usage);
+                }
+            }
             Some(Ok(_)) => {}
         }
         Poll::Ready(item)

@@ -403,6 +403,10 @@ impl Provider for LocalProvider {
         self.inner.name()
     }
 
+    fn system(&self) -> &'static str {
+        "freeway.local"
+    }
+
     async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
         let inner = Arc::clone(&self.inner);
         let plan = inner.plan(request)?;

@@ -15,6 +15,7 @@ mod error;
 pub mod exec;
 mod http;
 pub mod jwt;
+pub mod observe;
 mod openai;
 pub mod ops;
 mod responses;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub tenancy: Option<Arc<tenancy::Tenancy>>,
     /// The agent runtime behind `/v1/sessions` and `model: "agent:…"`; `None`: agents are off.
     pub agents: Option<Arc<sessions::Agents>>,
+    /// The one line per request in the log, and how often.
+    pub access_log: observe::AccessLog,
 }
 
 impl AppState {
@@ -63,6 +66,7 @@ impl AppState {
             ),
             tenancy: None,
             agents: None,
+            access_log: observe::AccessLog::default(),
         }
     }
 }
@@ -89,6 +93,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/v1/responses/{id}",
             get(responses::retrieve).delete(responses::delete),
+        )
+        .route(
+            "/v1/responses/{id}/input_items",
+            get(responses::input_items),
         )
         .route(
             "/v1/sessions",
@@ -139,5 +147,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(|| async {
             http::method_not_allowed().openai().into_response()
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
         .with_state(state)
 }

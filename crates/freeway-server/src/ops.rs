@@ -22,25 +22,41 @@ async fn operator(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError>
     crate::admin::require_operator(&authorize(state, headers).await?)
 }
 
-/// `GET /readyz`: ready when the store answers (if there is one).
+/// `GET /readyz`: ready when the store answers (if there is one) and some provider can
+/// take a request: one is configured, and not every target it was tried on has its circuit
+/// open. A 503 says which of the two is missing.
 pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let store = match &state.tenancy {
         Some(t) => match t.store.ping().await {
             Ok(()) => "ok",
             Err(e) => {
                 tracing::warn!(error = %e, "readiness: the store does not answer");
-                return (
-                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                    axum::Json(
-                        serde_json::json!({ "status": "unavailable", "store": "unreachable" }),
-                    ),
-                )
-                    .into_response();
+                "unreachable"
             }
         },
         None => "none",
     };
-    axum::Json(serde_json::json!({ "status": "ready", "store": store })).into_response()
+    let providers = state.gateway.provider_names().count();
+    let targets = state.gateway.target_health();
+    let open = targets
+        .iter()
+        .filter(|t| t.circuit == CircuitState::Open)
+        .count();
+    let usable = providers > 0 && (targets.is_empty() || open < targets.len());
+    let ready = store != "unreachable" && usable;
+    let body = json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "store": store,
+        "providers": providers,
+        "open_circuits": open,
+        "targets": targets.len(),
+    });
+    let status = if ready {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
 }
 
 /// `GET /admin/routes`.
@@ -203,6 +219,7 @@ fn render_metrics(gateway: &Gateway) -> String {
         );
         let _ = writeln!(out, "freeway_cache_errors_total {}", c.errors);
     }
+    gateway.metrics().render(&mut out);
     out
 }
 

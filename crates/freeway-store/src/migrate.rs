@@ -39,6 +39,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_tool_allow_lists.sql"),
         postgres: include_str!("../migrations/postgres/0004_tool_allow_lists.sql"),
     },
+    Migration {
+        version: 5,
+        name: "input items of stored responses",
+        sqlite: include_str!("../migrations/sqlite/0005_response_input_items.sql"),
+        postgres: include_str!("../migrations/postgres/0005_response_input_items.sql"),
+    },
 ];
 
 pub(crate) async fn run(store: &Store) -> Result<()> {

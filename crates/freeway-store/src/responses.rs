@@ -8,7 +8,8 @@ use sqlx::any::AnyRow;
 
 use crate::{Result, Scope, Store, StoreError, time::now_ms};
 
-const COLUMNS: &str = "id, team_id, key_id, model, previous_id, created_ms, body, conversation";
+const COLUMNS: &str =
+    "id, team_id, key_id, model, previous_id, created_ms, body, conversation, input_items";
 
 #[derive(Debug, Clone, Default)]
 pub struct NewResponse {
@@ -23,6 +24,8 @@ pub struct NewResponse {
     pub body: String,
     /// The conversation up to and including this response's output, JSON text stored as given.
     pub conversation: String,
+    /// This request's input items, a JSON array stored as given.
+    pub input_items: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -35,6 +38,8 @@ pub struct StoredResponse {
     pub created_ms: i64,
     pub body: String,
     pub conversation: String,
+    /// `[]` for a response stored before input items were kept.
+    pub input_items: String,
 }
 
 impl Store {
@@ -49,9 +54,10 @@ impl Store {
             created_ms: now_ms(),
             body: new.body.clone(),
             conversation: new.conversation.clone(),
+            input_items: new.input_items.clone(),
         };
         sqlx::query(&format!(
-            "INSERT INTO responses ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            "INSERT INTO responses ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         ))
         .bind(&stored.id)
         .bind(&stored.team_id)
@@ -61,6 +67,7 @@ impl Store {
         .bind(stored.created_ms)
         .bind(&stored.body)
         .bind(&stored.conversation)
+        .bind(&stored.input_items)
         .execute(self.pool())
         .await
         .map_err(|e| match &e {
@@ -132,6 +139,9 @@ fn response_from_row(row: &AnyRow) -> Result<StoredResponse> {
         created_ms: row.try_get("created_ms")?,
         body: row.try_get("body")?,
         conversation: row.try_get("conversation")?,
+        input_items: row
+            .try_get::<Option<String>, _>("input_items")?
+            .unwrap_or_else(|| "[]".to_owned()),
     })
 }
 

@@ -12,6 +12,7 @@ fn new_response(id: &str, team_id: Option<&str>, previous: Option<&str>) -> NewR
         previous_id: previous.map(str::to_owned),
         body: format!(r#"{{"id":"{id}","object":"response"}}"#),
         conversation: r#"[{"role":"user","content":[{"type":"text","text":"hi"}]}]"#.into(),
+        input_items: r#"[{"id":"msg_1","type":"message","role":"user"}]"#.into(),
     }
 }
 
@@ -39,6 +40,7 @@ on_both!(responses_are_stored_read_back_and_deleted, |store| {
     assert_eq!(got, put);
     assert_eq!(got.body, r#"{"id":"resp_a","object":"response"}"#);
     assert!(got.conversation.contains("\"hi\""));
+    assert!(got.input_items.contains("msg_1"));
     assert_eq!(store.response(Scope::All, "resp_a").await.unwrap(), put);
 
     let next = store

@@ -13,6 +13,7 @@ mod chat;
 mod embeddings;
 mod error;
 mod id;
+pub mod metrics;
 mod provider;
 mod stream;
 
@@ -24,5 +25,6 @@ pub use chat::{
 pub use embeddings::{EmbeddingInput, EmbeddingRequest, EmbeddingResponse};
 pub use error::{ErrorKind, ProviderError, TimeoutPhase};
 pub use id::random_id;
+pub use metrics::Metrics;
 pub use provider::{ChatStream, ModelInfo, Provider};
 pub use stream::StreamEvent;

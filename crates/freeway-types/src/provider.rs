@@ -22,6 +22,12 @@ pub trait Provider: Send + Sync + 'static {
     /// The configured provider name (the `openai` of `openai/gpt-4.1`).
     fn name(&self) -> &str;
 
+    /// The `gen_ai.provider.name` of OpenTelemetry's conventions for this protocol
+    /// (`openai`, `anthropic`, `gcp.gemini`), `_OTHER` when it has none.
+    fn system(&self) -> &'static str {
+        "_OTHER"
+    }
+
     /// Starts a streamed answer. Errors known before the first event (auth, bad request,
     /// unknown model, rate limits) are returned here rather than inside the stream, so a caller
     /// can still fall back to another target.

@@ -58,6 +58,10 @@ impl Provider for AnthropicProvider {
         self.http.provider()
     }
 
+    fn system(&self) -> &'static str {
+        "anthropic"
+    }
+
     async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
         let body = self.body(request, true)?;
         let response = self

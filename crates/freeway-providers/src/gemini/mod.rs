@@ -49,6 +49,10 @@ impl Provider for GeminiProvider {
         self.http.provider()
     }
 
+    fn system(&self) -> &'static str {
+        "gcp.gemini"
+    }
+
     async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
         let body = request::chat_body(request).map_err(|e| self.unsayable(e))?;
         let url = self.model_url(&request.model, "streamGenerateContent?alt=sse");

@@ -79,6 +79,10 @@ impl Provider for OpenAiProvider {
         self.http.provider()
     }
 
+    fn system(&self) -> &'static str {
+        "openai"
+    }
+
     async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
         let body = self.body(request, true)?;
         let response = self

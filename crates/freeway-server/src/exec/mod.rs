@@ -119,7 +119,16 @@ pub async fn execute(
     let mut request = validated.request;
     let wanted = validated.analyze.unwrap_or(exec.analyze_failures);
     request.analyze = wanted;
-    let result = sandbox.run_streaming(request.clone(), output).await?;
+    let result = sandbox.run_streaming(request.clone(), output).await;
+    if let Ok(gateway) = gateway {
+        let outcome = match &result {
+            Ok(r) => run_outcome(r),
+            Err(SandboxError::PolicyDenied { .. }) => "denied",
+            Err(_) => "error",
+        };
+        gateway.metrics().exec_runs.with(&[outcome]).inc();
+    }
+    let result = result?;
     let analysis = if !wanted || result.success() {
         None
     } else {
@@ -146,6 +155,19 @@ pub async fn execute(
         tracing::warn!(error = %e, code = e.code(), "exec analysis unavailable");
     }
     Ok(Outcome { result, analysis })
+}
+
+/// How a run ended, for `freeway_exec_runs_total`.
+fn run_outcome(r: &ExecResult) -> &'static str {
+    if r.timed_out {
+        "timeout"
+    } else if r.limit_hit.is_some() {
+        "limit"
+    } else if r.success() {
+        "ok"
+    } else {
+        "failed"
+    }
 }
 
 /// The API error for a sandbox error; `kind` tells which field a bad request is about.
@@ -213,6 +235,7 @@ async fn run(state: Arc<AppState>, headers: HeaderMap, body: Body) -> Result<Res
     if let ExecKind::Command { command } = &kind {
         let decision = sandbox.check(command);
         if !decision.allowed {
+            state.gateway.metrics().exec_runs.with(&["denied"]).inc();
             return Err(sandbox_error(
                 SandboxError::PolicyDenied {
                     rule: decision.rule.unwrap_or_default(),

@@ -1,4 +1,5 @@
-//! The OpenAI Responses API: `POST /v1/responses`, `GET` and `DELETE /v1/responses/{id}`.
+//! The OpenAI Responses API: `POST /v1/responses`, `GET` and `DELETE /v1/responses/{id}`,
+//! and `GET /v1/responses/{id}/input_items`.
 //!
 //! A request becomes one chat request to the gateway, so every provider protocol serves it.
 //! With `store` (the default) and a store configured, the response object and the turns it
@@ -6,14 +7,16 @@
 //! the stored turns before the new input. Without a store nothing is kept, the response says
 //! `store: false`, and `previous_response_id` is refused.
 
+mod items;
 mod request;
 mod response;
 mod stream;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use freeway_gateway::CacheStatus;
@@ -53,8 +56,12 @@ async fn handle(
     let mut options = request_options(&headers)?;
     let bytes = read_body(body, &headers, state.max_body_bytes).await?;
     let wire: CreateRequest = parse_json(&bytes)?;
-    let mut prepared = wire.prepare()?;
     let store = state.tenancy.as_ref().map(|t| &t.store);
+    let input_items = match store {
+        Some(_) if wire.stores() => items::normalize(wire.input()),
+        _ => Vec::new(),
+    };
+    let mut prepared = wire.prepare()?;
     let earlier = match &prepared.previous_response_id {
         Some(id) => previous(store, &caller, id).await?,
         None => Vec::new(),
@@ -73,6 +80,7 @@ async fn handle(
                 model: prepared.model.clone(),
                 previous_id: prepared.previous_response_id.clone(),
                 conversation,
+                input_items,
             }))
         }
         _ => None,
@@ -176,6 +184,7 @@ struct Persist {
     model: String,
     previous_id: Option<String>,
     conversation: Vec<Message>,
+    input_items: Vec<Value>,
 }
 
 impl Persist {
@@ -184,12 +193,13 @@ impl Persist {
     async fn save(&self, body: &Value, text: String, tool_calls: Vec<ToolCall>) -> bool {
         let mut conversation = self.conversation.clone();
         conversation.extend(response::assistant_turn(text, tool_calls));
-        let (body, conversation) = match (
+        let (body, conversation, input_items) = match (
             serde_json::to_string(body),
             serde_json::to_string(&conversation),
+            serde_json::to_string(&self.input_items),
         ) {
-            (Ok(b), Ok(c)) => (b, c),
-            (Err(e), _) | (_, Err(e)) => {
+            (Ok(b), Ok(c), Ok(i)) => (b, c, i),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
                 tracing::error!(error = %e, id = %self.id, "could not encode a response to store");
                 return false;
             }
@@ -202,6 +212,7 @@ impl Persist {
             previous_id: self.previous_id.clone(),
             body,
             conversation,
+            input_items,
         };
         match self.store.put_response(&new).await {
             Ok(_) => true,
@@ -279,6 +290,36 @@ pub async fn retrieve(
     };
     match found.await {
         Ok(body) => json_response(body, HeaderMap::new()),
+        Err(e) => e.openai(),
+    }
+}
+
+/// `GET /v1/responses/{id}/input_items`: the input items of a stored response, a page at a
+/// time (`limit`, `order`, `after`, `before`).
+pub async fn input_items(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let listed = async {
+        let caller = authorize(&state, &headers).await?;
+        let page = items::Page::from_query(&query)?;
+        let store = stored(&state, &id)?;
+        let found = match store.response(caller.read_scope(), &id).await {
+            Ok(r) => r,
+            Err(StoreError::NotFound { .. }) => return Err(not_found(&id)),
+            Err(e) => return Err(crate::admin::store_error(e)),
+        };
+        let items: Vec<Value> = serde_json::from_str(&found.input_items).map_err(|e| {
+            ApiError::internal(format!(
+                "the input items of the stored response `{id}` could not be read: {e}"
+            ))
+        })?;
+        page.list(items)
+    };
+    match listed.await {
+        Ok(list) => json_response(list, HeaderMap::new()),
         Err(e) => e.openai(),
     }
 }

@@ -101,6 +101,16 @@ impl Prepared {
 }
 
 impl CreateRequest {
+    /// Whether the response is to be stored (`store`, default true).
+    pub fn stores(&self) -> bool {
+        self.store != Some(false)
+    }
+
+    /// `input` as the client sent it.
+    pub fn input(&self) -> Option<&Value> {
+        self.input.as_ref()
+    }
+
     pub fn prepare(self) -> Result<Prepared, ApiError> {
         self.refuse_unsupported()?;
         let input = match self.input {
@@ -139,7 +149,7 @@ impl CreateRequest {
         {
             return Err(ApiError::invalid("reasoning", "must be an object"));
         }
-        let store = self.store.unwrap_or(true);
+        let store = self.store != Some(false);
 
         let mut echo = Map::new();
         echo.insert("instructions".into(), self.instructions.clone().into());

@@ -1,0 +1,186 @@
+//! What every request leaves behind: its duration in `http_server_request_duration_seconds`,
+//! an open stream in `freeway_active_streams`, an `x-request-id`, and one access log line.
+//!
+//! A response is over when its body is: the middleware wraps the body, so a stream counts
+//! to its last byte (or until the client goes away), not to its first. The log line names
+//! the method, the route template (never the raw path, which may carry ids), status, time
+//! and request id; never a header, a key or message content.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use freeway_types::Metrics;
+use freeway_types::metrics::Gauge;
+use http_body::{Frame, SizeHint};
+
+use crate::AppState;
+
+/// Access logging: every request, or one in `every` of the successful ones (errors are
+/// always logged).
+#[derive(Debug, Clone, Copy)]
+pub struct AccessLog {
+    pub enabled: bool,
+    pub every: u64,
+}
+
+impl Default for AccessLog {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            every: 1,
+        }
+    }
+}
+
+pub async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    // The template (`/v1/responses/{id}`), bounded; an unrouted path is one label.
+    let route: Arc<str> = match request.extensions().get::<MatchedPath>() {
+        Some(p) => Arc::from(p.as_str()),
+        None => Arc::from("unmatched"),
+    };
+    let mut response = next.run(request).await;
+    let request_id = match response.headers().get("x-request-id") {
+        Some(id) => id.to_str().unwrap_or_default().to_owned(),
+        None => {
+            let id = freeway_types::random_id("req_");
+            if let Ok(v) = HeaderValue::from_str(&id) {
+                response.headers_mut().insert("x-request-id", v);
+            }
+            id
+        }
+    };
+    let streaming = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let metrics = state.gateway.metrics().clone();
+    let stream = streaming.then(|| {
+        let gauge = metrics.active_streams.with(&[&route]);
+        gauge.add(1);
+        gauge
+    });
+    let done = Done {
+        metrics,
+        log: state.access_log,
+        method,
+        route,
+        status: response.status().as_u16(),
+        request_id,
+        started,
+        stream,
+    };
+    response.map(|body| {
+        Body::new(Observed {
+            inner: body,
+            _done: done,
+        })
+    })
+}
+
+/// Counted and logged when the body is dropped: sent whole, or abandoned by the client.
+struct Done {
+    metrics: Arc<Metrics>,
+    log: AccessLog,
+    method: Method,
+    route: Arc<str>,
+    status: u16,
+    request_id: String,
+    started: Instant,
+    stream: Option<Arc<Gauge>>,
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        let took = self.started.elapsed();
+        let mut status = itoa_buf(self.status);
+        let status = status.as_str();
+        self.metrics
+            .http_requests
+            .with(&[self.method.as_str(), &self.route, status])
+            .observe_duration(took);
+        if let Some(gauge) = &self.stream {
+            gauge.add(-1);
+        }
+        if !self.log.enabled {
+            return;
+        }
+        let sampled =
+            self.status >= 400 || self.log.every <= 1 || fastrand::u64(..self.log.every) == 0;
+        if sampled {
+            tracing::info!(
+                target: "freeway::access",
+                method = %self.method,
+                route = %self.route,
+                status = self.status,
+                duration_ms = took.as_secs_f64() * 1e3,
+                request_id = %self.request_id,
+                "request"
+            );
+        }
+    }
+}
+
+/// A status code as text without allocating.
+struct StatusText([u8; 3]);
+
+impl StatusText {
+    fn as_str(&mut self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("000")
+    }
+}
+
+fn itoa_buf(status: u16) -> StatusText {
+    let s = status.min(999);
+    StatusText([
+        b'0' + (s / 100) as u8,
+        b'0' + (s / 10 % 10) as u8,
+        b'0' + (s % 10) as u8,
+    ])
+}
+
+/// A body that carries [`Done`] until it is dropped.
+struct Observed {
+    inner: Body,
+    _done: Done,
+}
+
+impl http_body::Body for Observed {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_codes_read_as_three_digits() {
+        assert_eq!(itoa_buf(200).as_str(), "200");
+        assert_eq!(itoa_buf(404).as_str(), "404");
+        assert_eq!(itoa_buf(503).as_str(), "503");
+    }
+}

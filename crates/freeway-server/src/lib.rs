@@ -18,7 +18,7 @@ pub mod jwt;
 pub mod observe;
 mod openai;
 pub mod ops;
-mod responses;
+pub mod responses;
 pub mod sessions;
 pub mod tenancy;
 

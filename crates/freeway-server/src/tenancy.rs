@@ -163,6 +163,8 @@ pub struct Tenancy {
     ledger: mpsc::UnboundedSender<Message>,
     /// `[auth.jwt]`: bearer JWTs accepted besides virtual keys.
     pub jwt: Option<crate::jwt::JwtVerifier>,
+    /// Stored Responses API answers on their way to the store.
+    pub responses: Arc<crate::responses::Pending>,
 }
 
 impl Tenancy {
@@ -180,6 +182,7 @@ impl Tenancy {
                 .build(),
             ledger,
             jwt: None,
+            responses: Arc::default(),
         }
     }
 
@@ -284,8 +287,9 @@ impl Tenancy {
             .map_err(crate::admin::store_error)
     }
 
-    /// Waits until every ledger row handed over so far is written.
+    /// Waits until every stored response and ledger row handed over so far is written.
     pub async fn flush(&self) {
+        self.responses.flush().await;
         let (tx, rx) = oneshot::channel();
         if self.ledger.send(Message::Flush(tx)).is_ok() {
             let _ = rx.await;

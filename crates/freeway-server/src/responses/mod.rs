@@ -8,6 +8,7 @@
 //! `store: false`, and `previous_response_id` is refused.
 
 mod items;
+mod pending;
 mod request;
 mod response;
 mod stream;
@@ -20,11 +21,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use freeway_gateway::CacheStatus;
-use freeway_store::{NewResponse, Store, StoreError};
+use freeway_store::{NewResponse, Store, StoreError, StoredResponse};
 use freeway_types::{FinishReason, Message, ToolCall};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+pub use pending::Pending;
 use request::CreateRequest;
 use response::{Envelope, Status};
 
@@ -63,7 +65,7 @@ async fn handle(
     };
     let mut prepared = wire.prepare()?;
     let earlier = match &prepared.previous_response_id {
-        Some(id) => previous(store, &caller, id).await?,
+        Some(id) => previous(&state, store, &caller, id).await?,
         None => Vec::new(),
     };
     let request = prepared.chat(earlier.clone());
@@ -74,6 +76,11 @@ async fn handle(
             conversation.append(&mut prepared.input);
             Some(Arc::new(Persist {
                 store: store.clone(),
+                pending: state
+                    .tenancy
+                    .as_ref()
+                    .map(|t| t.responses.clone())
+                    .unwrap_or_default(),
                 team_id: caller.principal().map(|p| p.team.id.clone()),
                 key_id: caller.principal().map(|p| p.key.id.clone()),
                 id: id.clone(),
@@ -124,7 +131,7 @@ async fn handle(
             Some(unix_now()),
         );
         if let Some(persist) = &persist
-            && !persist.save(&body, r.text(), r.tool_calls.clone()).await
+            && !persist.save(&body, r.text(), r.tool_calls.clone())
         {
             body["store"] = false.into();
         }
@@ -157,20 +164,17 @@ async fn handle(
     };
     let slot = stream::Slot::default();
     let frames = encode::frames(events, stream::EventEncoder::new(envelope, slot.clone()));
-    // The last frame is sent once the response is stored, so a client that reads it back
-    // right after `response.completed` finds it.
-    let frames = frames.then(move |frame| {
+    // Saved before the last frame goes out, so a client that reads it back right after
+    // `response.completed` finds it.
+    let frames = frames.map(move |frame| {
         let finished = slot
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        let persist = persist.clone();
-        async move {
-            if let (Some(f), Some(persist)) = (finished, persist) {
-                persist.save(&f.body, f.text, f.tool_calls).await;
-            }
-            frame
+        if let (Some(f), Some(persist)) = (finished, &persist) {
+            persist.save(&f.body, f.text, f.tool_calls);
         }
+        frame
     });
     Ok(sse_response(frames, state.keep_alive, headers))
 }
@@ -178,6 +182,7 @@ async fn handle(
 /// Where and under whom one response is stored, and the turns before its answer.
 struct Persist {
     store: Store,
+    pending: Arc<Pending>,
     team_id: Option<String>,
     key_id: Option<String>,
     id: String,
@@ -188,9 +193,9 @@ struct Persist {
 }
 
 impl Persist {
-    /// Stores the response and the conversation it ends; whether that worked (a failure is
-    /// logged: the answer itself is still good).
-    async fn save(&self, body: &Value, text: String, tool_calls: Vec<ToolCall>) -> bool {
+    /// Stores the response and the conversation it ends, in the background; false when they
+    /// could not be encoded (logged: the answer itself is still good).
+    fn save(&self, body: &Value, text: String, tool_calls: Vec<ToolCall>) -> bool {
         let mut conversation = self.conversation.clone();
         conversation.extend(response::assistant_turn(text, tool_calls));
         let (body, conversation, input_items) = match (
@@ -214,18 +219,14 @@ impl Persist {
             conversation,
             input_items,
         };
-        match self.store.put_response(&new).await {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::error!(error = %e, id = %self.id, "could not store a response");
-                false
-            }
-        }
+        self.pending.save(self.store.clone(), new);
+        true
     }
 }
 
 /// The stored turns `previous_response_id` continues.
 async fn previous(
+    state: &AppState,
     store: Option<&Store>,
     caller: &Caller,
     id: &str,
@@ -238,7 +239,7 @@ async fn previous(
         )
         .with_code("previous_response_not_found"));
     };
-    match store.response(caller.read_scope(), id).await {
+    match find(state, store, caller, id).await {
         Ok(stored) => serde_json::from_str(&stored.conversation).map_err(|e| {
             ApiError::internal(format!("the stored response `{id}` could not be read: {e}"))
         }),
@@ -260,6 +261,23 @@ fn not_found(id: &str) -> ApiError {
     .with_code("not_found")
 }
 
+/// A stored response: still being written, or in the store.
+async fn find(
+    state: &AppState,
+    store: &Store,
+    caller: &Caller,
+    id: &str,
+) -> Result<Arc<StoredResponse>, StoreError> {
+    if let Some(found) = state
+        .tenancy
+        .as_ref()
+        .and_then(|t| t.responses.get(caller.read_scope(), id))
+    {
+        return Ok(found);
+    }
+    store.response(caller.read_scope(), id).await.map(Arc::new)
+}
+
 fn stored<'a>(state: &'a AppState, id: &str) -> Result<&'a Store, ApiError> {
     match &state.tenancy {
         Some(t) => Ok(&t.store),
@@ -279,7 +297,7 @@ pub async fn retrieve(
     let found = async {
         let caller = authorize(&state, &headers).await?;
         let store = stored(&state, &id)?;
-        let found = match store.response(caller.read_scope(), &id).await {
+        let found = match find(&state, store, &caller, &id).await {
             Ok(r) => r,
             Err(StoreError::NotFound { .. }) => return Err(not_found(&id)),
             Err(e) => return Err(crate::admin::store_error(e)),
@@ -306,7 +324,7 @@ pub async fn input_items(
         let caller = authorize(&state, &headers).await?;
         let page = items::Page::from_query(&query)?;
         let store = stored(&state, &id)?;
-        let found = match store.response(caller.read_scope(), &id).await {
+        let found = match find(&state, store, &caller, &id).await {
             Ok(r) => r,
             Err(StoreError::NotFound { .. }) => return Err(not_found(&id)),
             Err(e) => return Err(crate::admin::store_error(e)),
@@ -346,6 +364,9 @@ pub async fn delete(
             .with_code("permission_denied"));
         }
         let store = stored(&state, &id)?;
+        if let Some(t) = &state.tenancy {
+            t.responses.written(&id).await;
+        }
         match store.delete_response(caller.read_scope(), &id).await {
             Ok(()) => Ok(()),
             Err(StoreError::NotFound { .. }) => Err(not_found(&id)),

@@ -101,7 +101,7 @@ Then, for instance:
     Chat(ChatArgs),
     /// Run a command, code snippet or file in the sandbox; diagnose a failure.
     Exec(ExecArgs),
-    /// Report which sandbox mechanisms this kernel offers and which languages are installed.
+    /// Check the store, the providers and the model files, the sandbox and the languages.
     Doctor(DoctorArgs),
 }
 

@@ -30,7 +30,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run(args) => crate::agent::run(args).await,
         Command::Chat(args) => crate::chat::run(args).await,
         Command::Exec(args) => crate::exec::run(args).await,
-        Command::Doctor(args) => crate::doctor::run(args),
+        Command::Doctor(args) => crate::doctor::run(args).await,
     }
 }
 

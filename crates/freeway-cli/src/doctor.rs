@@ -1,9 +1,12 @@
-//! `freeway doctor`: what the sandbox can use on this kernel, which languages are installed,
-//! and what the configured `on_missing` does about anything missing.
+//! `freeway doctor`: whether the configuration's store opens and its providers answer (the
+//! embedded model: whether its file is there), what the sandbox can use on this kernel, which
+//! languages are installed, and what the configured `on_missing` does about anything missing.
+//! The exit status is 1 when something the server needs is not there.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
-use freeway_config::Source;
+use freeway_config::{Config, ProviderKind, Source};
 use freeway_sandbox::{Capabilities, Isolation, OnMissing, SandboxConfig, languages, probe};
 use serde_json::json;
 
@@ -43,11 +46,93 @@ fn verdict(caps: &Capabilities, config: &SandboxConfig, isolation: Isolation) ->
     }
 }
 
-pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
+/// One check of the store or a provider: `None` when it passed.
+struct Check {
+    name: String,
+    kind: &'static str,
+    detail: String,
+    problem: Option<String>,
+}
+
+impl Check {
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "name": self.name,
+            "kind": self.kind,
+            "ok": self.problem.is_none(),
+            "detail": self.detail,
+            "problem": self.problem,
+        })
+    }
+}
+
+/// How long a provider may take to list its models.
+const PROVIDER_TIMEOUT: Duration = Duration::from_secs(5);
+
+async fn check_store(config: &Config) -> Check {
+    let url = freeway_store::redact_url(&config.storage_url);
+    match freeway_store::Store::open(&config.storage_url).await {
+        Ok(store) => {
+            let ping = store.ping().await;
+            store.close().await;
+            Check {
+                name: url,
+                kind: "store",
+                detail: format!("{:?}, migrated", store.dialect()).to_lowercase(),
+                problem: ping.err().map(|e| e.to_string()),
+            }
+        }
+        Err(e) => Check {
+            name: url,
+            kind: "store",
+            detail: String::new(),
+            problem: Some(e.to_string()),
+        },
+    }
+}
+
+async fn check_provider(p: &freeway_config::ProviderConfig) -> Check {
+    let kind = p.kind.protocol();
+    let check = |detail: String, problem: Option<String>| Check {
+        name: p.name.clone(),
+        kind,
+        detail,
+        problem,
+    };
+    if let ProviderKind::Local { .. } = p.kind {
+        return match crate::local::model_file(p) {
+            Ok(path) => check(format!("model file {}", path.display()), None),
+            Err(e) => check(String::new(), Some(e)),
+        };
+    }
+    let provider = match freeway_gateway::remote_provider(p) {
+        Ok(Some(provider)) => provider,
+        Ok(None) => return check(String::new(), Some("not a remote provider".to_owned())),
+        Err(e) => return check(String::new(), Some(e)),
+    };
+    match tokio::time::timeout(PROVIDER_TIMEOUT, provider.list_models()).await {
+        Ok(Ok(models)) => check(format!("answers: {} models listed", models.len()), None),
+        Ok(Err(e)) => check(String::new(), Some(e.to_string())),
+        Err(_) => check(
+            String::new(),
+            Some(format!(
+                "no answer to a model listing within {} s",
+                PROVIDER_TIMEOUT.as_secs()
+            )),
+        ),
+    }
+}
+
+pub async fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     let config = load(&Source {
         file: args.config.config,
         listen: None,
     })?;
+    let (store, providers) = tokio::join!(
+        check_store(&config),
+        futures_util::future::join_all(config.providers.iter().map(check_provider)),
+    );
+    let checks: Vec<Check> = std::iter::once(store).chain(providers).collect();
     let sandbox = &config.sandbox.config;
     let caps = probe();
     let langs = languages();
@@ -60,6 +145,7 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
 
     if args.json {
         let body = json!({
+            "checks": checks.iter().map(Check::json).collect::<Vec<_>>(),
             "kernel": caps.kernel,
             "running_as_root": caps.running_as_root,
             "landlock_abi": caps.landlock_abi,
@@ -80,9 +166,11 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
         });
         output::line(&serde_json::to_string_pretty(&body).unwrap_or_else(|_| body.to_string()));
     } else {
+        print_checks(&checks);
         print_report(&caps, &langs, &verdicts, &config.sandbox, on_missing);
     }
-    Ok(if configured.action == "refuse" {
+    let failed = checks.iter().any(|c| c.problem.is_some());
+    Ok(if configured.action == "refuse" || failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
@@ -95,6 +183,24 @@ fn yes_no(ok: bool) -> String {
     } else {
         paint(Style::Red, "no ")
     }
+}
+
+fn print_checks(checks: &[Check]) {
+    output::line(&paint(Style::Bold, "Store and providers"));
+    let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(8);
+    for c in checks {
+        let what = match &c.problem {
+            None => c.detail.clone(),
+            Some(p) => paint(Style::Red, p),
+        };
+        output::line(&format!(
+            "  {} {:width$}  {:9}  {what}",
+            yes_no(c.problem.is_none()),
+            c.name,
+            c.kind
+        ));
+    }
+    output::line("");
 }
 
 fn print_report(

@@ -32,12 +32,35 @@ fn bar(len: u64, template: &str) -> ProgressBar {
 
 /// Builds the local provider for `[[providers]] protocol = "local"` (or the embedded default),
 /// with a progress bar while the weights load.
+/// The GGUF file a local provider runs, if it is there.
+pub fn model_file(p: &ProviderConfig) -> Result<std::path::PathBuf, String> {
+    let ProviderKind::Local { model_path, .. } = &p.kind else {
+        return Err(format!("provider `{}` is not a local provider", p.name));
+    };
+    let path = model_path
+        .clone()
+        .unwrap_or_else(|| LocalConfig::default().model_path);
+    if path.exists() {
+        return Ok(path);
+    }
+    let hint = if model_path.is_none() {
+        "run `freeway models pull default` (or `make run`, which does it) to fetch it"
+    } else {
+        "check `model_path`, or fetch a model with `freeway models pull <source>`"
+    };
+    Err(format!(
+        "provider `{}`: the model file {} does not exist; {hint}",
+        p.name,
+        path.display()
+    ))
+}
+
 pub fn load(p: &ProviderConfig) -> Result<Arc<dyn Provider>, String> {
     let ProviderKind::Local {
-        model_path,
         model,
         threads,
         context_size,
+        ..
     } = &p.kind
     else {
         return Err(format!("provider `{}` is not a local provider", p.name));
@@ -48,24 +71,10 @@ pub fn load(p: &ProviderConfig) -> Result<Arc<dyn Provider>, String> {
         threads: threads.map(|t| t as usize),
         ..LocalConfig::default()
     };
-    if let Some(path) = model_path {
-        config.model_path = path.clone();
-    }
     if let Some(n) = context_size {
         config.context_size = *n;
     }
-    if !config.model_path.exists() {
-        let hint = if model_path.is_none() {
-            "run `freeway models pull default` (or `make run`, which does it) to fetch it"
-        } else {
-            "check `model_path`, or fetch a model with `freeway models pull <source>`"
-        };
-        return Err(format!(
-            "provider `{}`: the model file {} does not exist; {hint}",
-            p.name,
-            config.model_path.display()
-        ));
-    }
+    config.model_path = model_file(p)?;
     let loading = bar(100, "loading {msg} [{bar:30.cyan/blue}] {percent}%");
     loading.set_message(model.clone());
     let progress_bar = loading.clone();

@@ -26,4 +26,5 @@ pub use health::{CircuitState, TargetSnapshot};
 pub use models::ModelEntry;
 pub use registry::{
     Gateway, GatewayBuilder, GatewayError, RequestOptions, RouteSnapshot, Served, Target,
+    remote_provider,
 };

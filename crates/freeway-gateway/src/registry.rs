@@ -292,6 +292,26 @@ impl GatewayBuilder {
     }
 }
 
+/// The provider of a remote protocol (one pooled HTTP client); `None` for the embedded model,
+/// which the binary loads.
+pub fn remote_provider(p: &ProviderConfig) -> Result<Option<Arc<dyn Provider>>, String> {
+    Ok(Some(match &p.kind {
+        ProviderKind::OpenAi {
+            settings, quirks, ..
+        } => Arc::new(OpenAiProvider::new(settings, *quirks).map_err(|e| e.to_string())?),
+        ProviderKind::Anthropic {
+            settings,
+            default_max_tokens,
+        } => Arc::new(
+            AnthropicProvider::new(settings, *default_max_tokens).map_err(|e| e.to_string())?,
+        ),
+        ProviderKind::Gemini { settings } => {
+            Arc::new(GeminiProvider::new(settings).map_err(|e| e.to_string())?)
+        }
+        ProviderKind::Local { .. } => return Ok(None),
+    }))
+}
+
 /// Builds the embedded model's provider; supplied by the binary so that this crate does not
 /// compile an inference engine.
 pub type LocalLoader<'a> = &'a dyn Fn(&ProviderConfig) -> Result<Arc<dyn Provider>, String>;
@@ -308,21 +328,9 @@ impl Gateway {
             .routing(config.routing.clone())
             .cache(config.cache.clone());
         for p in &config.providers {
-            let provider: Arc<dyn Provider> = match &p.kind {
-                ProviderKind::OpenAi {
-                    settings, quirks, ..
-                } => Arc::new(OpenAiProvider::new(settings, *quirks).map_err(|e| e.to_string())?),
-                ProviderKind::Anthropic {
-                    settings,
-                    default_max_tokens,
-                } => Arc::new(
-                    AnthropicProvider::new(settings, *default_max_tokens)
-                        .map_err(|e| e.to_string())?,
-                ),
-                ProviderKind::Gemini { settings } => {
-                    Arc::new(GeminiProvider::new(settings).map_err(|e| e.to_string())?)
-                }
-                ProviderKind::Local { .. } => local(p)?,
+            let provider = match remote_provider(p)? {
+                Some(provider) => provider,
+                None => local(p)?,
             };
             builder = builder
                 .provider(provider, p.models.clone(), p.discover_models)

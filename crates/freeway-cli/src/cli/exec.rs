@@ -90,10 +90,14 @@ pub struct ExecArgs {
 #[command(after_help = "Examples:
   freeway doctor
   freeway doctor --json
-  freeway doctor --config freeway.toml   # what [sandbox] on_missing will do on this kernel
+  freeway doctor --config freeway.toml   # its store, providers and what on_missing will do
 
-Exit status: 0 when runs at the configured isolation can start (possibly degraded), 1 when
-they would be refused because the kernel lacks a mechanism and on_missing = \"refuse\".")]
+Checks the store (opened and migrated), every provider (a remote one must answer a model
+listing within 5 s; the embedded model's file must be there), the sandbox mechanisms of this
+kernel and the installed languages.
+
+Exit status: 0 when all is well; 1 when the store or a provider fails its check, or when runs
+at the configured isolation would be refused (a missing mechanism and on_missing = \"refuse\").")]
 pub struct DoctorArgs {
     #[command(flatten)]
     pub config: ConfigArg,

@@ -180,3 +180,64 @@ fn doctor_reports_mechanisms_languages_and_the_on_missing_verdict() {
     );
     assert!(stdout.contains("workspace-write (default):"), "{stdout}");
 }
+
+#[test]
+fn doctor_fails_on_an_unreachable_provider_and_a_missing_model_file() {
+    let dir = Dir::new();
+    let config = dir.0.join("freeway.toml");
+    let root = dir.0.display();
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[storage]
+url = "sqlite://{root}/store.db"
+
+[[providers]]
+name = "nowhere"
+protocol = "openai"
+base_url = "http://127.0.0.1:9/v1"
+api_key = "sk-doctor-SECRET"
+
+[[providers]]
+name = "offline"
+protocol = "local"
+model_path = "{root}/missing.gguf"
+model = "m"
+"#
+        ),
+    )
+    .unwrap();
+    let out = freeway(
+        &dir,
+        &["doctor", "--json", "--config", config.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let checks = r["checks"].as_array().unwrap();
+    let by_name = |name: &str| {
+        checks
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no check of {name}: {checks:?}"))
+            .clone()
+    };
+    assert_eq!(checks[0]["kind"], "store");
+    assert_eq!(checks[0]["ok"], true);
+    let nowhere = by_name("nowhere");
+    assert_eq!(nowhere["ok"], false);
+    assert!(
+        nowhere["problem"].as_str().unwrap().contains("nowhere"),
+        "{nowhere}"
+    );
+    let offline = by_name("offline");
+    assert_eq!(offline["ok"], false);
+    assert!(
+        offline["problem"]
+            .as_str()
+            .unwrap()
+            .contains("missing.gguf"),
+        "{offline}"
+    );
+    assert!(!text(&out.stdout).contains("sk-doctor-SECRET"));
+}

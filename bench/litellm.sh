@@ -58,7 +58,7 @@ general_settings:
   master_key: sk-bench-key
 YAML
 lport=$((20000 + RANDOM % 20000))
-LITELLM_LOG=ERROR "$LITELLM_VENV/bin/litellm" --config "$tmp/litellm.yaml" --host 127.0.0.1 \
+LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_LOG=ERROR "$LITELLM_VENV/bin/litellm" --config "$tmp/litellm.yaml" --host 127.0.0.1 \
   --port "$lport" --num_workers 1 >"$tmp/litellm.out" 2>&1 &
 litellm_pid=$!
 trap 'kill "$litellm_pid" 2>/dev/null || true; cleanup' EXIT

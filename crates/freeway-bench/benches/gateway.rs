@@ -1,5 +1,6 @@
 //! The gateway's per-request work, without HTTP: complexity classification, route planning
-//! with fallback targets, and answering from the response cache.
+//! with fallback targets, answering from the response cache, and what one request records
+//! in the metrics.
 //!
 //! `cargo bench -p freeway-bench --bench gateway`
 
@@ -155,5 +156,29 @@ fn route(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, classify, route);
+/// What a served request records: its HTTP duration, the provider call, input and output
+/// tokens, and the cost, each a series lookup and an atomic update.
+fn metrics(c: &mut Criterion) {
+    let m = freeway_types::Metrics::new();
+    let mut group = c.benchmark_group("metrics");
+    group.bench_function("one_request", |b| {
+        b.iter(|| {
+            m.http_requests
+                .with(&["POST", "/v1/chat/completions", "200"])
+                .observe(0.000_8);
+            m.operation_duration
+                .with(&["chat", "openai", "gpt-4o-mini", "openai/gpt-4o-mini", ""])
+                .observe(0.000_5);
+            for kind in ["input", "output"] {
+                m.token_usage
+                    .with(&["openai", "gpt-4o-mini", "openai/gpt-4o-mini", kind])
+                    .observe(black_box(20.0));
+            }
+            m.cost.with(&["openai/gpt-4o-mini"]).add(black_box(0.000_01));
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, classify, route, metrics);
 criterion_main!(benches);

@@ -174,7 +174,9 @@ fn metrics(c: &mut Criterion) {
                     .with(&["openai", "gpt-4o-mini", "openai/gpt-4o-mini", kind])
                     .observe(black_box(20.0));
             }
-            m.cost.with(&["openai/gpt-4o-mini"]).add(black_box(0.000_01));
+            m.cost
+                .with(&["openai/gpt-4o-mini"])
+                .add(black_box(0.000_01));
         })
     });
     group.finish();

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use freeway_types::Metrics;
@@ -43,10 +43,7 @@ pub async fn observe(State(state): State<Arc<AppState>>, request: Request, next:
     let started = Instant::now();
     let method = request.method().clone();
     // The template (`/v1/responses/{id}`), bounded; an unrouted path is one label.
-    let route: Arc<str> = match request.extensions().get::<MatchedPath>() {
-        Some(p) => Arc::from(p.as_str()),
-        None => Arc::from("unmatched"),
-    };
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let mut response = next.run(request).await;
     let request_id = match response.headers().get("x-request-id") {
         Some(id) => id.to_str().unwrap_or_default().to_owned(),
@@ -64,7 +61,7 @@ pub async fn observe(State(state): State<Arc<AppState>>, request: Request, next:
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
     let metrics = state.gateway.metrics().clone();
     let stream = streaming.then(|| {
-        let gauge = metrics.active_streams.with(&[&route]);
+        let gauge = metrics.active_streams.with(&[route_label(route.as_ref())]);
         gauge.add(1);
         gauge
     });
@@ -73,7 +70,7 @@ pub async fn observe(State(state): State<Arc<AppState>>, request: Request, next:
         log: state.access_log,
         method,
         route,
-        status: response.status().as_u16(),
+        status: response.status(),
         request_id,
         started,
         stream,
@@ -91,8 +88,8 @@ struct Done {
     metrics: Arc<Metrics>,
     log: AccessLog,
     method: Method,
-    route: Arc<str>,
-    status: u16,
+    route: Option<MatchedPath>,
+    status: StatusCode,
     request_id: String,
     started: Instant,
     stream: Option<Arc<Gauge>>,
@@ -101,11 +98,10 @@ struct Done {
 impl Drop for Done {
     fn drop(&mut self) {
         let took = self.started.elapsed();
-        let mut status = itoa_buf(self.status);
-        let status = status.as_str();
+        let route = route_label(self.route.as_ref());
         self.metrics
             .http_requests
-            .with(&[self.method.as_str(), &self.route, status])
+            .with(&[self.method.as_str(), route, self.status.as_str()])
             .observe_duration(took);
         if let Some(gauge) = &self.stream {
             gauge.add(-1);
@@ -113,14 +109,15 @@ impl Drop for Done {
         if !self.log.enabled {
             return;
         }
-        let sampled =
-            self.status >= 400 || self.log.every <= 1 || fastrand::u64(..self.log.every) == 0;
+        let sampled = self.status.as_u16() >= 400
+            || self.log.every <= 1
+            || fastrand::u64(..self.log.every) == 0;
         if sampled {
             tracing::info!(
                 target: "freeway::access",
                 method = %self.method,
-                route = %self.route,
-                status = self.status,
+                route,
+                status = self.status.as_u16(),
                 duration_ms = took.as_secs_f64() * 1e3,
                 request_id = %self.request_id,
                 "request"
@@ -129,22 +126,8 @@ impl Drop for Done {
     }
 }
 
-/// A status code as text without allocating.
-struct StatusText([u8; 3]);
-
-impl StatusText {
-    fn as_str(&mut self) -> &str {
-        std::str::from_utf8(&self.0).unwrap_or("000")
-    }
-}
-
-fn itoa_buf(status: u16) -> StatusText {
-    let s = status.min(999);
-    StatusText([
-        b'0' + (s / 100) as u8,
-        b'0' + (s / 10 % 10) as u8,
-        b'0' + (s % 10) as u8,
-    ])
+fn route_label(route: Option<&MatchedPath>) -> &str {
+    route.map_or("unmatched", MatchedPath::as_str)
 }
 
 /// A body that carries [`Done`] until it is dropped.
@@ -170,17 +153,5 @@ impl http_body::Body for Observed {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_codes_read_as_three_digits() {
-        assert_eq!(itoa_buf(200).as_str(), "200");
-        assert_eq!(itoa_buf(404).as_str(), "404");
-        assert_eq!(itoa_buf(503).as_str(), "503");
     }
 }

@@ -42,10 +42,10 @@ pub struct StoredResponse {
     pub input_items: String,
 }
 
-impl Store {
-    /// Stores a response; an id that exists already is a conflict.
-    pub async fn put_response(&self, new: &NewResponse) -> Result<StoredResponse> {
-        let stored = StoredResponse {
+impl StoredResponse {
+    /// `new` as it reads back once stored now.
+    pub fn created_now(new: &NewResponse) -> Self {
+        StoredResponse {
             id: new.id.clone(),
             team_id: new.team_id.clone(),
             key_id: new.key_id.clone(),
@@ -55,7 +55,14 @@ impl Store {
             body: new.body.clone(),
             conversation: new.conversation.clone(),
             input_items: new.input_items.clone(),
-        };
+        }
+    }
+}
+
+impl Store {
+    /// Stores a response; an id that exists already is a conflict.
+    pub async fn put_response(&self, new: &NewResponse) -> Result<StoredResponse> {
+        let stored = StoredResponse::created_now(new);
         sqlx::query(&format!(
             "INSERT INTO responses ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         ))

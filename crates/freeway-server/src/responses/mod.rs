@@ -278,6 +278,20 @@ async fn find(
     store.response(caller.read_scope(), id).await.map(Arc::new)
 }
 
+/// The stored response `id` for `GET` and `input_items`, or the API error saying why not.
+async fn lookup(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<Arc<StoredResponse>, ApiError> {
+    let store = stored(state, id)?;
+    match find(state, store, caller, id).await {
+        Ok(r) => Ok(r),
+        Err(StoreError::NotFound { .. }) => Err(not_found(id)),
+        Err(e) => Err(crate::admin::store_error(e)),
+    }
+}
+
 fn stored<'a>(state: &'a AppState, id: &str) -> Result<&'a Store, ApiError> {
     match &state.tenancy {
         Some(t) => Ok(&t.store),
@@ -296,12 +310,7 @@ pub async fn retrieve(
 ) -> Response {
     let found = async {
         let caller = authorize(&state, &headers).await?;
-        let store = stored(&state, &id)?;
-        let found = match find(&state, store, &caller, &id).await {
-            Ok(r) => r,
-            Err(StoreError::NotFound { .. }) => return Err(not_found(&id)),
-            Err(e) => return Err(crate::admin::store_error(e)),
-        };
+        let found = lookup(&state, &caller, &id).await?;
         serde_json::from_str::<Value>(&found.body).map_err(|e| {
             ApiError::internal(format!("the stored response `{id}` could not be read: {e}"))
         })
@@ -323,12 +332,7 @@ pub async fn input_items(
     let listed = async {
         let caller = authorize(&state, &headers).await?;
         let page = items::Page::from_query(&query)?;
-        let store = stored(&state, &id)?;
-        let found = match find(&state, store, &caller, &id).await {
-            Ok(r) => r,
-            Err(StoreError::NotFound { .. }) => return Err(not_found(&id)),
-            Err(e) => return Err(crate::admin::store_error(e)),
-        };
+        let found = lookup(&state, &caller, &id).await?;
         let items: Vec<Value> = serde_json::from_str(&found.input_items).map_err(|e| {
             ApiError::internal(format!(
                 "the input items of the stored response `{id}` could not be read: {e}"

@@ -30,17 +30,7 @@ struct Write {
 impl Pending {
     /// Starts writing `new`; readable through [`Pending::get`] from now on.
     pub fn save(self: &Arc<Self>, store: Store, new: NewResponse) {
-        let response = Arc::new(StoredResponse {
-            id: new.id.clone(),
-            team_id: new.team_id.clone(),
-            key_id: new.key_id.clone(),
-            model: new.model.clone(),
-            previous_id: new.previous_id.clone(),
-            created_ms: now_ms(),
-            body: new.body.clone(),
-            conversation: new.conversation.clone(),
-            input_items: new.input_items.clone(),
-        });
+        let response = Arc::new(StoredResponse::created_now(&new));
         let this = Arc::clone(self);
         let done = async move {
             if let Err(e) = store.put_response(&new).await {
@@ -90,12 +80,6 @@ impl Pending {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Write>> {
         self.writes.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -9,12 +9,14 @@
 //!
 //! It speaks `freeway-types` only and does not know HTTP ingress formats. [`limits`] enforces
 //! rate limits and budgets for subjects the server names (keys, teams); [`pricing`] turns
-//! usage into cost; [`tokens`] counts tokens when a provider does not.
+//! usage into cost; [`tokens`] counts tokens when a provider does not. Each provider call is
+//! counted in the server's [`freeway_types::Metrics`].
 
 mod cache;
 mod classify;
 mod health;
 pub mod limits;
+mod metering;
 mod models;
 pub mod pricing;
 mod registry;

@@ -2,32 +2,29 @@
 //! strategy, retries with backoff, circuit breakers, deadlines and the response cache.
 
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use freeway_config::{
-    BreakerSettings, CacheSettings, Config, ProviderConfig, ProviderKind, RouteConfig,
-    RoutingSettings, Strategy,
+    CacheSettings, Config, ProviderConfig, ProviderKind, RouteConfig, RoutingSettings, Strategy,
 };
 use freeway_providers::anthropic::AnthropicProvider;
 use freeway_providers::gemini::GeminiProvider;
 use freeway_providers::openai::OpenAiProvider;
-use freeway_types::metrics::Histogram;
 use freeway_types::{
     ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, EmbeddingResponse, Metrics, Provider,
-    ProviderError, StreamEvent, TimeoutPhase, Usage,
+    ProviderError, TimeoutPhase,
 };
+use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
-use futures_util::{Stream, StreamExt};
 
 use crate::cache::{
     self, CacheKey, CacheMode, CacheStats, CacheStatus, CachedAnswer, ResponseCache,
 };
 use crate::classify::Classifier;
 use crate::health::{Health, InFlight, TargetHealth, TargetSnapshot};
+use crate::metering::{Operation, StreamMeter, Tracked, operation};
 use crate::models::ModelCatalog;
 use crate::pricing::PriceTable;
 
@@ -157,9 +154,9 @@ pub struct Gateway {
     routing: RoutingSettings,
     health: Health,
     cache: Option<Arc<ResponseCache>>,
-    metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
     /// What answers cost, for the cost counter; `None` counts none.
-    prices: Option<Arc<PriceTable>>,
+    pub(crate) prices: Option<Arc<PriceTable>>,
 }
 
 /// Assembles a [`Gateway`] from providers built elsewhere (tests, the embedded model).
@@ -890,76 +887,6 @@ impl Gateway {
     }
 }
 
-impl Gateway {
-    /// Counts an answer's tokens and cost against the target that gave it.
-    fn count_usage(&self, target: &Target, usage: &Usage) {
-        count_usage(&self.metrics, self.prices.as_deref(), target, usage);
-    }
-}
-
-fn count_usage(metrics: &Metrics, prices: Option<&PriceTable>, target: &Target, usage: &Usage) {
-    let system = target.provider.system();
-    for (kind, tokens) in [
-        ("input", usage.input_tokens),
-        ("output", usage.output_tokens),
-    ] {
-        if tokens > 0 || kind == "input" {
-            metrics
-                .token_usage
-                .with(&[system, &target.model, &target.id, kind])
-                .observe(tokens as f64);
-        }
-    }
-    if let Some(cost) = prices.and_then(|p| p.cost_of(&target.id, usage)) {
-        metrics.cost.with(&[&target.id]).add(cost.usd());
-    }
-}
-
-/// What a provider call is, for `gen_ai.operation.name`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Operation {
-    Chat,
-    Stream,
-    Embeddings,
-}
-
-/// The `gen_ai_client_operation_duration_seconds` series of one call.
-fn operation(metrics: &Metrics, op: Operation, target: &Target, error: &str) -> Arc<Histogram> {
-    let name = match op {
-        Operation::Chat | Operation::Stream => "chat",
-        Operation::Embeddings => "embeddings",
-    };
-    metrics.operation_duration.with(&[
-        name,
-        target.provider.system(),
-        &target.model,
-        &target.id,
-        error,
-    ])
-}
-
-/// A stream's call, counted when the stream is dropped: its whole duration, how it ended,
-/// and the usage it reported.
-struct StreamMeter {
-    metrics: Arc<Metrics>,
-    prices: Option<Arc<PriceTable>>,
-    target: Target,
-    started: Instant,
-    usage: Option<Usage>,
-    error: Option<&'static str>,
-}
-
-impl Drop for StreamMeter {
-    fn drop(&mut self) {
-        let error = self.error.unwrap_or_default();
-        operation(&self.metrics, Operation::Stream, &self.target, error)
-            .observe_duration(self.started.elapsed());
-        if let Some(usage) = &self.usage {
-            count_usage(&self.metrics, self.prices.as_deref(), &self.target, usage);
-        }
-    }
-}
-
 enum Lookup {
     Hit(Arc<CachedAnswer>),
     Miss(CacheKey),
@@ -1003,65 +930,6 @@ fn deadline_passed(target: &Target, last: Option<ProviderError>) -> GatewayError
         phase: TimeoutPhase::Total,
     })
     .into()
-}
-
-/// A stream handed to a client: counts as in flight until dropped, reports a failure inside
-/// it to the target's breaker, and ends with a timeout error at the request deadline or the
-/// target's total timeout, whichever comes first.
-struct Tracked {
-    inner: ChatStream,
-    health: Arc<TargetHealth>,
-    breaker: BreakerSettings,
-    provider: String,
-    deadline: Pin<Box<tokio::time::Sleep>>,
-    _in_flight: InFlight,
-    done: bool,
-    meter: Option<StreamMeter>,
-}
-
-impl Stream for Tracked {
-    type Item = Result<StreamEvent, ProviderError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        if this.done {
-            return Poll::Ready(None);
-        }
-        if this.deadline.as_mut().poll(cx).is_ready() {
-            this.done = true;
-            if let Some(meter) = &mut this.meter {
-                meter.error = Some("timeout");
-            }
-            return Poll::Ready(Some(Err(ProviderError::Timeout {
-                provider: std::mem::take(&mut this.provider),
-                phase: TimeoutPhase::Total,
-            })));
-        }
-        let item = std::task::ready!(this.inner.as_mut().poll_next(cx));
-        match &item {
-            Some(Err(e)) => {
-                this.done = true;
-                if e.is_retryable() {
-                    this.health.failed(&this.breaker, Instant::now());
-                }
-                if let Some(meter) = &mut this.meter {
-                    meter.error = Some(e.metric_label());
-                }
-            }
-            None => {
-                this.done = true;
-                // Counted now, not when the client lets go of the stream.
-                this.meter = None;
-            }
-            Some(Ok(StreamEvent::Usage { usage })) => {
-                if let Some(meter) = &mut this.meter {
-                    meter.usage = Some(*usage);
-                }
-            }
-            Some(Ok(_)) => {}
-        }
-        Poll::Ready(item)
-    }
 }
 
 /// A request that names the model it is for.

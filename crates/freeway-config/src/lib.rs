@@ -18,7 +18,7 @@ pub use load::{Source, load, load_str, mcp_tool_name};
 pub use runtime::{
     AgentConfig, Approval, BreakerSettings, CLASSIFIER_FEATURES, CacheSettings, ClassifierConfig,
     Config, DEFAULT_LISTEN, JwtConfig, LOCAL_MODEL, LOCAL_PROVIDER, LogFormat, McpServerConfig,
-    McpTransport, PriceOverride, ProviderConfig, ProviderKind, RouteConfig, RoutingSettings,
-    SandboxLevel, SandboxSettings, ServerConfig, Strategy, TelemetryConfig, TierConfig, ToolConfig,
-    ToolKindConfig,
+    McpTransport, OtlpProtocol, PriceOverride, ProviderConfig, ProviderKind, RouteConfig,
+    RoutingSettings, SandboxLevel, SandboxSettings, ServerConfig, Strategy, TelemetryConfig,
+    TierConfig, ToolConfig, ToolKindConfig, TraceExport,
 };

@@ -18,6 +18,7 @@ mod mcp;
 pub use mcp::mcp_tool_name;
 mod routes;
 mod sandbox;
+mod telemetry;
 mod tools;
 
 const PROTOCOLS: [&str; 4] = ["openai", "anthropic", "gemini", "local"];
@@ -181,13 +182,27 @@ impl Cx<'_> {
             self,
             &mut raw.telemetry.otlp_endpoint,
             "telemetry.otlp_endpoint",
-            &["FREEWAY_TELEMETRY_OTLP_ENDPOINT"],
+            &[
+                "FREEWAY_TELEMETRY_OTLP_ENDPOINT",
+                telemetry::OTEL_TRACES_ENDPOINT,
+                telemetry::OTEL_ENDPOINT,
+            ],
         );
         set(
             self,
             &mut raw.telemetry.otlp_protocol,
             "telemetry.otlp_protocol",
-            &["FREEWAY_TELEMETRY_OTLP_PROTOCOL"],
+            &[
+                "FREEWAY_TELEMETRY_OTLP_PROTOCOL",
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+            ],
+        );
+        set(
+            self,
+            &mut raw.telemetry.service_name,
+            "telemetry.service_name",
+            &["FREEWAY_TELEMETRY_SERVICE_NAME", "OTEL_SERVICE_NAME"],
         );
         set(
             self,
@@ -411,71 +426,8 @@ impl Cx<'_> {
                 server: &server,
             },
         );
-        let mut warnings = Vec::new();
-        let log_format = match raw.telemetry.log_format.as_ref() {
-            None => LogFormat::Pretty,
-            Some(f) => match f.get_ref().as_str() {
-                "pretty" => LogFormat::Pretty,
-                "json" => LogFormat::Json,
-                other => {
-                    self.error(
-                        f.span(),
-                        "telemetry.log_format",
-                        format!("`{other}` is not `pretty` or `json`"),
-                    );
-                    LogFormat::Pretty
-                }
-            },
-        };
-        let access_log_every = match raw.telemetry.access_log_sample.as_ref() {
-            None => 1,
-            Some(share) => {
-                let v = *share.get_ref();
-                if v > 0.0 && v <= 1.0 {
-                    (1.0 / v).round() as u64
-                } else {
-                    self.error(
-                        share.span(),
-                        "telemetry.access_log_sample",
-                        format!(
-                            "{v} is not a share of requests in (0, 1]; 0.01 logs one in a hundred"
-                        ),
-                    );
-                    1
-                }
-            }
-        };
-        let telemetry = TelemetryConfig {
-            log_format,
-            access_log: raw
-                .telemetry
-                .access_log
-                .as_ref()
-                .is_none_or(|v| *v.get_ref()),
-            access_log_every,
-            otlp_endpoint: raw
-                .telemetry
-                .otlp_endpoint
-                .as_ref()
-                .and_then(|v| self.resolve(v, "telemetry.otlp_endpoint")),
-            otlp_protocol: raw
-                .telemetry
-                .otlp_protocol
-                .as_ref()
-                .map(|v| v.get_ref().clone()),
-        };
-        if let Some(p) = &raw.telemetry.otlp_protocol
-            && !matches!(p.get_ref().as_str(), "http/protobuf" | "grpc")
-        {
-            self.error(
-                p.span(),
-                "telemetry.otlp_protocol",
-                format!("`{}` is not `http/protobuf` or `grpc`", p.get_ref()),
-            );
-        }
-        if telemetry.otlp_endpoint.is_some() {
-            warnings.push("telemetry.otlp_endpoint is set, but trace export is not implemented yet: no traces will be sent".to_owned());
-        }
+        let telemetry = self.telemetry(&raw.telemetry);
+        let warnings = Vec::new();
         Config {
             file: source.file.clone(),
             server,

@@ -259,8 +259,17 @@ pub(crate) struct RawTool {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTelemetry {
+    /// Where traces go: an OTLP collector (`http://host:4318`, or `…:4317` for gRPC).
     pub otlp_endpoint: Option<S<String>>,
+    /// `http/protobuf` (default) or `grpc`.
     pub otlp_protocol: Option<S<String>>,
+    /// Sent with every export, e.g. a hosted collector's key (`${VAR}` allowed).
+    #[serde(default)]
+    pub otlp_headers: BTreeMap<String, S<String>>,
+    /// The share of new traces recorded, in [0, 1] (default 1); a client's sampled flag wins.
+    pub trace_sample: Option<S<f64>>,
+    /// The `service.name` of the spans (default `freeway`).
+    pub service_name: Option<S<String>>,
     /// `pretty` (default) or `json`.
     pub log_format: Option<S<String>>,
     /// One log line per request (default true).

@@ -410,8 +410,8 @@ pub enum ToolKindConfig {
 
 #[derive(Debug, Clone)]
 pub struct TelemetryConfig {
-    pub otlp_endpoint: Option<String>,
-    pub otlp_protocol: Option<String>,
+    /// Trace export over OTLP; `None` when no endpoint is configured.
+    pub traces: Option<TraceExport>,
     pub log_format: LogFormat,
     pub access_log: bool,
     /// Log one in this many successful requests (1: all of them).
@@ -421,13 +421,51 @@ pub struct TelemetryConfig {
 impl Default for TelemetryConfig {
     fn default() -> Self {
         Self {
-            otlp_endpoint: None,
-            otlp_protocol: None,
+            traces: None,
             log_format: LogFormat::Pretty,
             access_log: true,
             access_log_every: 1,
         }
     }
+}
+
+/// `[telemetry] otlp_*` with the standard `OTEL_*` variables applied.
+#[derive(Clone)]
+pub struct TraceExport {
+    /// For HTTP, the full URL spans are posted to (`…/v1/traces`); for gRPC, the collector's
+    /// base URL.
+    pub endpoint: String,
+    pub protocol: OtlpProtocol,
+    /// Header values may hold secrets: they never print.
+    pub headers: Vec<(String, Secret)>,
+    pub service_name: String,
+    /// The share of new traces recorded, in [0, 1].
+    pub sample: f64,
+    /// How long a finished span may wait for its batch.
+    pub delay: Duration,
+}
+
+impl std::fmt::Debug for TraceExport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<&str> = self.headers.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("TraceExport")
+            .field("endpoint", &self.endpoint)
+            .field("protocol", &self.protocol)
+            .field("headers", &headers)
+            .field("service_name", &self.service_name)
+            .field("sample", &self.sample)
+            .field("delay", &self.delay)
+            .finish()
+    }
+}
+
+/// The OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// Protobuf bodies posted over HTTP (port 4318 by convention).
+    HttpProtobuf,
+    /// `TraceService/Export` over HTTP/2 (port 4317 by convention).
+    Grpc,
 }
 
 /// How log lines are written to stderr.

@@ -915,3 +915,109 @@ mcp_servers = ["nowhere"]
         "{text}"
     );
 }
+
+#[test]
+fn trace_export_follows_the_otel_endpoint_rules() {
+    use freeway_config::OtlpProtocol;
+    // No endpoint: no export, whatever else is set.
+    assert!(
+        ok("[telemetry]\ntrace_sample = 0.5\n", &[])
+            .telemetry
+            .traces
+            .is_none()
+    );
+
+    // A file URL with no path gets the conventional one; a path is kept.
+    let t = ok(
+        "[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318\"\n",
+        &[],
+    )
+    .telemetry
+    .traces
+    .unwrap();
+    assert_eq!(t.endpoint, "http://127.0.0.1:4318/v1/traces");
+    assert_eq!(t.protocol, OtlpProtocol::HttpProtobuf);
+    assert_eq!(t.service_name, "freeway");
+    assert_eq!(t.sample, 1.0);
+    assert_eq!(t.delay, std::time::Duration::from_secs(5));
+    let t = ok(
+        "[telemetry]\notlp_endpoint = \"https://otel.example/ingest/traces\"\n",
+        &[],
+    )
+    .telemetry
+    .traces
+    .unwrap();
+    assert_eq!(t.endpoint, "https://otel.example/ingest/traces");
+
+    // The generic variable is a base, the per-signal one is used as is, and it wins.
+    let t = ok(
+        "",
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/base/")],
+    )
+    .telemetry
+    .traces
+    .unwrap();
+    assert_eq!(t.endpoint, "http://c:4318/base/v1/traces");
+    let t = ok(
+        "",
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t:9999/x"),
+        ],
+    )
+    .telemetry
+    .traces
+    .unwrap();
+    assert_eq!(t.endpoint, "http://t:9999/x");
+
+    // gRPC keeps only the address; headers, service name, sampler and delay from OTEL_*.
+    let t = ok(
+        "[telemetry]\notlp_endpoint = \"http://file:4318\"\n[telemetry.otlp_headers]\nx-key = \"${K}\"\n",
+        &[
+            ("K", "from-file"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317/"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "X-Key=a%20b, tenant=t1"),
+            ("OTEL_SERVICE_NAME", "edge"),
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "200"),
+        ],
+    )
+    .telemetry
+    .traces
+    .unwrap();
+    assert_eq!(t.endpoint, "http://c:4317");
+    assert_eq!(t.protocol, OtlpProtocol::Grpc);
+    let headers: Vec<(&str, &str)> = t
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.expose()))
+        .collect();
+    assert_eq!(headers, [("x-key", "a b"), ("tenant", "t1")]);
+    assert_eq!(t.service_name, "edge");
+    assert_eq!(t.sample, 0.25);
+    assert_eq!(t.delay, std::time::Duration::from_millis(200));
+    // Header values are secrets.
+    assert!(!format!("{t:?}").contains("a b"));
+
+    let e = err(
+        "[telemetry]\notlp_endpoint = \"127.0.0.1:4318\"\notlp_protocol = \"http/json\"\ntrace_sample = 2\n",
+        &[("OTEL_EXPORTER_OTLP_HEADERS", "novalue")],
+    );
+    let text = e.to_string();
+    assert_eq!(e.errors.len(), 4, "{text}");
+    assert!(
+        text.contains("freeway.toml:2:") && text.contains("not an http"),
+        "{text}"
+    );
+    assert!(
+        text.contains("freeway.toml:3:") && text.contains("`http/json` is not supported"),
+        "{text}"
+    );
+    assert!(
+        text.contains("freeway.toml:4:") && text.contains("[0, 1]"),
+        "{text}"
+    );
+    assert!(text.contains("OTEL_EXPORTER_OTLP_HEADERS"), "{text}");
+}

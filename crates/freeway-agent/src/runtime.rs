@@ -22,6 +22,8 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use crate::approval::{ApprovalRequest, Approver, Decision, needs_approval};
 use crate::compaction;
@@ -298,8 +300,47 @@ impl Runtime {
         session_id: &str,
         turn: Turn,
     ) -> Result<TurnOutcome, AgentError> {
+        let span = tracing::info_span!(target: freeway_telemetry::TARGET, "turn",
+            otel.name = "invoke_agent",
+            gen_ai.operation.name = "invoke_agent",
+            gen_ai.agent.name = Empty,
+            gen_ai.conversation.id = session_id,
+            freeway.steps = Empty,
+            freeway.stop_reason = Empty,
+            "error.type" = Empty,
+        );
+        let outcome = self
+            .run_turn(scope, session_id, turn, &span)
+            .instrument(span.clone())
+            .await;
+        match &outcome {
+            Ok(o) => {
+                span.record("freeway.steps", o.steps);
+                span.record("freeway.stop_reason", o.reason.as_str());
+                if o.reason == StopReason::Error {
+                    span.record("error.type", "model_error");
+                }
+            }
+            Err(e) => {
+                span.record("error.type", e.status_code().to_string());
+            }
+        }
+        outcome
+    }
+
+    async fn run_turn(
+        &self,
+        scope: Scope<'_>,
+        session_id: &str,
+        turn: Turn,
+        span: &tracing::Span,
+    ) -> Result<TurnOutcome, AgentError> {
         let session = self.store.session(scope, session_id).await?;
         let spec = self.agent(&session.agent)?.clone();
+        if !span.is_disabled() {
+            span.record("otel.name", format!("invoke_agent {}", spec.name));
+            span.record("gen_ai.agent.name", spec.name.as_str());
+        }
         let workspace = open_workspace(Path::new(&session.working_directory))?;
         let tools = self.allowed_tools(&spec, turn.tools.as_deref())?;
         if turn.input.trim().is_empty() {
@@ -942,7 +983,19 @@ impl TurnRun<'_> {
             drop(ctx);
             result
         };
-        let (result, ()) = tokio::join!(call_future, forward);
+        let span = tracing::info_span!(target: freeway_telemetry::TARGET, "tool",
+            otel.name = %format!("execute_tool {}", call.name),
+            gen_ai.operation.name = "execute_tool",
+            gen_ai.tool.name = %call.name,
+            gen_ai.tool.call.id = %call.id,
+            "error.type" = Empty,
+        );
+        let (result, ()) = async { tokio::join!(call_future, forward) }
+            .instrument(span.clone())
+            .await;
+        if result.is_err() {
+            span.record("error.type", "tool_error");
+        }
         let redactor = self.runtime.sandbox.redactor();
         let (output, is_error) = match result {
             Ok(text) => (redactor.redact(&text), false),

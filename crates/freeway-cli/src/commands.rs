@@ -53,22 +53,60 @@ pub(crate) fn local_loader(
     crate::local::load(p)
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs to stderr, and traces to an OTLP collector when one is configured. Each has its own
+/// filter: `FREEWAY_LOG` steers the logs, and the traced spans (target
+/// [`freeway_telemetry::TARGET`]) go to the exporter only, never into log lines.
+fn init_logging(
+    format: LogFormat,
+    traces: Option<&freeway_config::TraceExport>,
+) -> anyhow::Result<Option<Arc<freeway_telemetry::Exporter>>> {
+    use tracing_subscriber::filter::{FilterExt, filter_fn};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{Layer, Registry};
+
     let filter = tracing_subscriber::EnvFilter::try_from_env("FREEWAY_LOG").unwrap_or_else(
         |_| // llama.cpp narrates every model load at info; its warnings still show.
         tracing_subscriber::EnvFilter::new("info,llama-cpp-2=warn"),
     );
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Pretty => logs.with_ansi(output::color(true)).init(),
+    let filter = filter.and(filter_fn(|meta| !freeway_telemetry::layer::is_traced(meta)));
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs: Box<dyn Layer<Registry> + Send + Sync> = match format {
+        LogFormat::Pretty => logs
+            .with_ansi(output::color(true))
+            .with_filter(filter)
+            .boxed(),
         LogFormat::Json => logs
             .json()
             .flatten_event(true)
             .with_current_span(false)
-            .init(),
-    }
+            .with_filter(filter)
+            .boxed(),
+    };
+    let Some(traces) = traces else {
+        Registry::default().with(logs).init();
+        return Ok(None);
+    };
+    let exporter = freeway_telemetry::Exporter::start(freeway_telemetry::ExportConfig {
+        endpoint: traces.endpoint.clone(),
+        protocol: match traces.protocol {
+            freeway_config::OtlpProtocol::HttpProtobuf => freeway_telemetry::Protocol::HttpProtobuf,
+            freeway_config::OtlpProtocol::Grpc => freeway_telemetry::Protocol::Grpc,
+        },
+        headers: traces
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.expose().to_owned()))
+            .collect(),
+        service_name: traces.service_name.clone(),
+        timeout: std::time::Duration::from_secs(10),
+        delay: traces.delay,
+    })
+    .map_err(|e| anyhow::anyhow!("telemetry.otlp_endpoint: {e}"))?;
+    let spans = freeway_telemetry::OtelLayer::new(exporter.clone(), traces.sample)
+        .with_filter(freeway_telemetry::OtelLayer::filter());
+    Registry::default().with(logs).with(spans).init();
+    Ok(Some(exporter))
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -77,11 +115,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         listen: args.listen,
     };
     let config = load(&source)?;
-    init_logging(match args.log_format.as_deref() {
+    let log_format = match args.log_format.as_deref() {
         Some("json") => LogFormat::Json,
         Some(_) => LogFormat::Pretty,
         None => config.telemetry.log_format,
-    });
+    };
+    let traces = init_logging(log_format, config.telemetry.traces.as_ref())?;
+    if let Some(t) = &config.telemetry.traces {
+        tracing::info!(endpoint = %t.endpoint, protocol = ?t.protocol, sample = t.sample, "exporting traces");
+    }
     let gateway = Gateway::from_config(&config, &local_loader).map_err(anyhow::Error::msg)?;
     let gateway = Arc::new(gateway.with_prices(Arc::new(prices(&config)?)));
     let mut state = AppState::new(gateway.clone(), config.server.master_key.clone());
@@ -142,6 +184,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Every request answered has handed its ledger row over; write them before leaving.
     tenancy.flush().await;
     tenancy.store.close().await;
+    if let Some(traces) = traces {
+        traces.flush(std::time::Duration::from_secs(5)).await;
+    }
     tracing::info!("freeway stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -9,8 +9,12 @@ use std::time::Instant;
 
 use freeway_config::BreakerSettings;
 use freeway_types::metrics::Histogram;
-use freeway_types::{ChatStream, Metrics, ProviderError, StreamEvent, TimeoutPhase, Usage};
+use freeway_types::{
+    ChatResponse, ChatStream, Metrics, ProviderError, StreamEvent, TimeoutPhase, Usage,
+};
 use futures_util::Stream;
+use tracing::Span;
+use tracing::field::Empty;
 
 use crate::health::{InFlight, TargetHealth};
 use crate::pricing::PriceTable;
@@ -49,6 +53,15 @@ pub(crate) enum Operation {
     Embeddings,
 }
 
+impl Operation {
+    fn name(self) -> &'static str {
+        match self {
+            Operation::Chat | Operation::Stream => "chat",
+            Operation::Embeddings => "embeddings",
+        }
+    }
+}
+
 /// The `gen_ai_client_operation_duration_seconds` series of one call.
 pub(crate) fn operation(
     metrics: &Metrics,
@@ -56,17 +69,57 @@ pub(crate) fn operation(
     target: &Target,
     error: &str,
 ) -> Arc<Histogram> {
-    let name = match op {
-        Operation::Chat | Operation::Stream => "chat",
-        Operation::Embeddings => "embeddings",
-    };
     metrics.operation_duration.with(&[
-        name,
+        op.name(),
         target.provider.system(),
         &target.model,
         &target.id,
         error,
     ])
+}
+
+/// The client span of one provider call (each retry its own), named and attributed after
+/// the GenAI semantic conventions: `chat gpt-4.1`.
+pub(crate) fn call_span(op: Operation, target: &Target, retry: u32) -> Span {
+    let name = op.name();
+    tracing::info_span!(target: freeway_telemetry::TARGET, "call",
+        otel.name = %format!("{name} {}", target.model),
+        otel.kind = "client",
+        gen_ai.operation.name = name,
+        gen_ai.provider.name = target.provider.system(),
+        gen_ai.request.model = %target.model,
+        freeway.target = %target.id,
+        freeway.retry = retry,
+        gen_ai.response.id = Empty,
+        gen_ai.response.model = Empty,
+        gen_ai.response.finish_reasons = Empty,
+        gen_ai.usage.input_tokens = Empty,
+        gen_ai.usage.output_tokens = Empty,
+        "error.type" = Empty,
+    )
+}
+
+/// What a complete answer tells its call's span.
+pub(crate) fn record_answer(span: &Span, answer: &ChatResponse) {
+    if span.is_disabled() {
+        return;
+    }
+    if !answer.id.is_empty() {
+        span.record("gen_ai.response.id", answer.id.as_str());
+    }
+    if !answer.model.is_empty() {
+        span.record("gen_ai.response.model", answer.model.as_str());
+    }
+    span.record(
+        "gen_ai.response.finish_reasons",
+        answer.finish_reason.as_str(),
+    );
+    record_usage(span, &answer.usage);
+}
+
+fn record_usage(span: &Span, usage: &Usage) {
+    span.record("gen_ai.usage.input_tokens", usage.input_tokens);
+    span.record("gen_ai.usage.output_tokens", usage.output_tokens);
 }
 
 /// A stream's call, counted when the stream is dropped: its whole duration, how it ended,
@@ -78,11 +131,19 @@ pub(crate) struct StreamMeter {
     pub(crate) started: Instant,
     pub(crate) usage: Option<Usage>,
     pub(crate) error: Option<&'static str>,
+    /// The call's span, which ends with the stream.
+    pub(crate) span: Span,
 }
 
 impl Drop for StreamMeter {
     fn drop(&mut self) {
         let error = self.error.unwrap_or_default();
+        if !error.is_empty() {
+            self.span.record("error.type", error);
+        }
+        if let Some(usage) = &self.usage {
+            record_usage(&self.span, usage);
+        }
         operation(&self.metrics, Operation::Stream, &self.target, error)
             .observe_duration(self.started.elapsed());
         if let Some(usage) = &self.usage {
@@ -142,6 +203,13 @@ impl Stream for Tracked {
             Some(Ok(StreamEvent::Usage { usage })) => {
                 if let Some(meter) = &mut this.meter {
                     meter.usage = Some(*usage);
+                }
+            }
+            Some(Ok(StreamEvent::Finish { reason, .. })) => {
+                if let Some(meter) = &this.meter {
+                    meter
+                        .span
+                        .record("gen_ai.response.finish_reasons", reason.as_str());
                 }
             }
             Some(Ok(_)) => {}

@@ -18,13 +18,15 @@ use freeway_types::{
 };
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 use crate::cache::{
     self, CacheKey, CacheMode, CacheStats, CacheStatus, CachedAnswer, ResponseCache,
 };
 use crate::classify::Classifier;
 use crate::health::{Health, InFlight, TargetHealth, TargetSnapshot};
-use crate::metering::{Operation, StreamMeter, Tracked, operation};
+use crate::metering::{Operation, StreamMeter, Tracked, call_span, operation, record_answer};
 use crate::models::ModelCatalog;
 use crate::pricing::PriceTable;
 
@@ -553,8 +555,23 @@ impl Gateway {
         request: ChatRequest,
         options: &RequestOptions,
     ) -> Result<Served<ChatResponse>, GatewayError> {
+        let span = route_span(model);
+        self.complete_routed(model, request, options, &span)
+            .instrument(span.clone())
+            .await
+    }
+
+    async fn complete_routed(
+        &self,
+        model: &str,
+        request: ChatRequest,
+        options: &RequestOptions,
+        span: &Span,
+    ) -> Result<Served<ChatResponse>, GatewayError> {
         let plan = self.plan(model, Some(&request), options)?;
+        record_plan(span, &plan);
         let lookup = self.cache_lookup(model, &request, &plan, options).await;
+        record_cache(span, &lookup);
         let (key, status) = match lookup {
             Lookup::Hit(answer) => {
                 return Ok(Served {
@@ -573,6 +590,7 @@ impl Gateway {
             })
             .await?;
         self.count_usage(&attempt.target, &attempt.value.usage);
+        record_answer(&attempt.span, &attempt.value);
         if let (Some(key), Some(cache)) = (key, &self.cache) {
             let answer = CachedAnswer {
                 target: attempt.target.id.clone(),
@@ -605,8 +623,24 @@ impl Gateway {
         request: ChatRequest,
         options: &RequestOptions,
     ) -> Result<Served<ChatStream>, GatewayError> {
+        let span = route_span(model);
+        self.stream_routed(model, request, options, &span)
+            .instrument(span.clone())
+            .await
+    }
+
+    async fn stream_routed(
+        &self,
+        model: &str,
+        request: ChatRequest,
+        options: &RequestOptions,
+        span: &Span,
+    ) -> Result<Served<ChatStream>, GatewayError> {
         let plan = self.plan(model, Some(&request), options)?;
-        let (key, status) = match self.cache_lookup(model, &request, &plan, options).await {
+        record_plan(span, &plan);
+        let lookup = self.cache_lookup(model, &request, &plan, options).await;
+        record_cache(span, &lookup);
+        let (key, status) = match lookup {
             Lookup::Hit(answer) => {
                 return Ok(Served {
                     value: cache::replay(&answer.response),
@@ -652,6 +686,7 @@ impl Gateway {
                 started: attempt.started,
                 usage: None,
                 error: None,
+                span: attempt.span,
             }),
         };
         let mut value: ChatStream = Box::pin(tracked);
@@ -765,7 +800,9 @@ impl Gateway {
                     .flatten()
                     .fold(remaining, Duration::min);
                 let in_flight = health.begin();
-                let result = match tokio::time::timeout(limit, call(target, &request)).await {
+                let span = call_span(op, target, retry);
+                let call = call(target, &request).instrument(span.clone());
+                let result = match tokio::time::timeout(limit, call).await {
                     Ok(result) => result,
                     Err(_) => Err(ProviderError::Timeout {
                         provider: target.provider.name().to_owned(),
@@ -773,6 +810,9 @@ impl Gateway {
                     }),
                 };
                 let took = started.elapsed();
+                if let Err(e) = &result {
+                    span.record("error.type", e.metric_label());
+                }
                 match &result {
                     // A stream's call ends with its last event: its first is counted here.
                     Ok(_) if op == Operation::Stream => self
@@ -794,6 +834,7 @@ impl Gateway {
                             deadline,
                             health,
                             in_flight,
+                            span,
                         });
                     }
                     // Not the target's fault, and no other target would do better. The
@@ -893,6 +934,37 @@ enum Lookup {
     Skip,
 }
 
+/// The span of one request's way through the gateway: plan, cache, then each call.
+fn route_span(model: &str) -> Span {
+    tracing::info_span!(target: freeway_telemetry::TARGET, "route",
+        otel.name = %format!("route {model}"),
+        freeway.model = model,
+        freeway.targets = Empty,
+        freeway.route.decision = Empty,
+        freeway.cache = Empty,
+    )
+}
+
+fn record_plan(span: &Span, plan: &Plan) {
+    if span.is_disabled() {
+        return;
+    }
+    let targets: Vec<&str> = plan.targets.iter().map(|t| t.id.as_str()).collect();
+    span.record("freeway.targets", targets.join(","));
+    if let Some(decision) = &plan.decision {
+        span.record("freeway.route.decision", decision.as_str());
+    }
+}
+
+fn record_cache(span: &Span, lookup: &Lookup) {
+    let status = match lookup {
+        Lookup::Hit(_) => "hit",
+        Lookup::Miss(_) => "miss",
+        Lookup::Skip => return,
+    };
+    span.record("freeway.cache", status);
+}
+
 /// A successful attempt, with what must outlive it for streams.
 struct Attempt<T> {
     value: T,
@@ -903,6 +975,8 @@ struct Attempt<T> {
     deadline: Instant,
     health: Arc<TargetHealth>,
     in_flight: InFlight,
+    /// The successful call's span, open until its answer is recorded (a stream's end).
+    span: Span,
 }
 
 /// How long to wait before retry number `retry + 1`: the provider's `Retry-After` if it gave

@@ -193,6 +193,11 @@ impl HttpClient {
         request: reqwest::RequestBuilder,
         classify: impl FnOnce(&str, StatusCode, &HeaderMap, &[u8]) -> ProviderError,
     ) -> Result<reqwest::Response, ProviderError> {
+        // The upstream joins the trace of the call this request is part of.
+        let request = match freeway_telemetry::current() {
+            Some(context) => request.header("traceparent", context.traceparent()),
+            None => request,
+        };
         let response = tokio::time::timeout(self.timeouts.first_byte, request.send())
             .await
             .map_err(|_| self.timeout(TimeoutPhase::FirstByte))?

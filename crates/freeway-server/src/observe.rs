@@ -5,6 +5,10 @@
 //! to its last byte (or until the client goes away), not to its first. The log line names
 //! the method, the route template (never the raw path, which may carry ids), status, time
 //! and request id; never a header, a key or message content.
+//!
+//! When traces are exported, each request is also a server span (joining the client's
+//! `traceparent`), ended with the body like the metrics, and its trace id is returned in
+//! `traceresponse` and `x-trace-id`.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,6 +23,8 @@ use axum::response::Response;
 use freeway_types::Metrics;
 use freeway_types::metrics::Gauge;
 use http_body::{Frame, SizeHint};
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 use crate::AppState;
 
@@ -44,7 +50,9 @@ pub async fn observe(State(state): State<Arc<AppState>>, request: Request, next:
     let method = request.method().clone();
     // The template (`/v1/responses/{id}`), bounded; an unrouted path is one label.
     let route = request.extensions().get::<MatchedPath>().cloned();
-    let mut response = next.run(request).await;
+    let span = server_span(&request, route.as_ref());
+    let mut response = next.run(request).instrument(span.clone()).await;
+    trace_headers(&span, &mut response);
     let request_id = match response.headers().get("x-request-id") {
         Some(id) => id.to_str().unwrap_or_default().to_owned(),
         None => {
@@ -65,7 +73,17 @@ pub async fn observe(State(state): State<Arc<AppState>>, request: Request, next:
         gauge.add(1);
         gauge
     });
+    if !span.is_disabled() {
+        let status = response.status();
+        span.record("http.response.status_code", status.as_u16());
+        span.record("freeway.request_id", request_id.as_str());
+        // The HTTP conventions: a server span fails on a 5xx, not on the client's 4xx.
+        if status.is_server_error() {
+            span.record("error.type", status.as_str());
+        }
+    }
     let done = Done {
+        _span: span,
         metrics,
         log: state.access_log,
         method,
@@ -85,6 +103,8 @@ pub async fn observe(State(state): State<Arc<AppState>>, request: Request, next:
 
 /// Counted and logged when the body is dropped: sent whole, or abandoned by the client.
 struct Done {
+    /// The request's server span, which ends with the body.
+    _span: Span,
     metrics: Arc<Metrics>,
     log: AccessLog,
     method: Method,
@@ -123,6 +143,45 @@ impl Drop for Done {
                 "request"
             );
         }
+    }
+}
+
+/// The server span of a request, `POST /v1/chat/completions`, child of the client's
+/// `traceparent` when it sent one.
+fn server_span(request: &Request, route: Option<&MatchedPath>) -> Span {
+    let method = request.method();
+    let route = route_label(route);
+    tracing::info_span!(target: freeway_telemetry::TARGET, "request",
+        otel.name = %format!("{method} {route}"),
+        otel.kind = "server",
+        traceparent = request
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok()),
+        http.request.method = %method,
+        http.route = route,
+        url.path = request.uri().path(),
+        http.response.status_code = Empty,
+        freeway.request_id = Empty,
+        "error.type" = Empty,
+    )
+}
+
+/// `traceresponse` (W3C Trace Context level 2) and `x-trace-id`, for a traced request: the
+/// ids a user quotes to find the request in their tracing backend.
+fn trace_headers(span: &Span, response: &mut Response) {
+    if span.is_disabled() {
+        return;
+    }
+    let Some(context) = span.in_scope(freeway_telemetry::current) else {
+        return;
+    };
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&context.traceparent()) {
+        headers.insert("traceresponse", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&context.trace_id.to_string()) {
+        headers.insert("x-trace-id", v);
     }
 }
 

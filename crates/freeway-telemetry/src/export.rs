@@ -49,7 +49,8 @@ enum Message {
 /// The queue in front of the background export task.
 pub struct Exporter {
     queue: mpsc::Sender<Message>,
-    dropped: AtomicU64,
+    /// Shared with the export task, which reports new drops after each batch.
+    dropped: Arc<AtomicU64>,
 }
 
 impl SpanSink for Exporter {
@@ -65,12 +66,9 @@ impl Exporter {
     pub fn start(config: ExportConfig) -> Result<Arc<Self>, String> {
         let client = Client::new(&config)?;
         let (queue, rx) = mpsc::channel(QUEUE);
-        let exporter = Arc::new(Self {
-            queue,
-            dropped: AtomicU64::new(0),
-        });
-        tokio::spawn(run(rx, client, config.delay, Arc::downgrade(&exporter)));
-        Ok(exporter)
+        let dropped = Arc::new(AtomicU64::new(0));
+        tokio::spawn(run(rx, client, config.delay, dropped.clone()));
+        Ok(Arc::new(Self { queue, dropped }))
     }
 
     /// Sends what is queued and waits for it (at most `limit`), e.g. before shutting down.
@@ -91,7 +89,7 @@ async fn run(
     mut rx: mpsc::Receiver<Message>,
     client: Client,
     delay: Duration,
-    exporter: std::sync::Weak<Exporter>,
+    dropped: Arc<AtomicU64>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut tick = tokio::time::interval(delay.max(Duration::from_millis(1)));
@@ -119,15 +117,13 @@ async fn run(
         if let Some(done) = flush {
             let _ = done.send(());
         }
-        if let Some(exporter) = exporter.upgrade() {
-            let dropped = exporter.dropped();
-            if dropped > reported_drops {
-                tracing::warn!(
-                    dropped = dropped - reported_drops,
-                    "trace export is behind: spans were dropped"
-                );
-                reported_drops = dropped;
-            }
+        let now = dropped.load(Ordering::Relaxed);
+        if now > reported_drops {
+            tracing::warn!(
+                dropped = now - reported_drops,
+                "trace export is behind: spans were dropped"
+            );
+            reported_drops = now;
         }
     }
 }

@@ -53,7 +53,9 @@ impl OtelLayer {
 
     /// The per-layer filter that keeps this layer to spans of [`TARGET`].
     pub fn filter<S>() -> impl Filter<S> {
+        // Traced spans are at `info`: the hint spares `debug!` call sites elsewhere.
         tracing_subscriber::filter::filter_fn(is_traced)
+            .with_max_level_hint(tracing::level_filters::LevelFilter::INFO)
     }
 
     fn sample(&self) -> bool {
@@ -66,15 +68,17 @@ pub fn is_traced(meta: &Metadata<'_>) -> bool {
     meta.is_span() && meta.target() == TARGET
 }
 
-/// The context of the current span, if it is traced: for `traceparent` upstream and the
+/// The context of the nearest traced span around the current one: for `traceparent` upstream and the
 /// trace id in a response. Needs the process's subscriber to be built on a [`Registry`].
 pub fn current() -> Option<SpanContext> {
     tracing::Span::current()
         .with_subscriber(|(id, dispatch)| {
             let registry = dispatch.downcast_ref::<Registry>()?;
-            let span = registry.span(id)?;
-            let ext = span.extensions();
-            ext.get::<Open>().map(|open| open.context)
+            // The nearest traced span: the current one may be a library's, not ours.
+            registry
+                .span(id)?
+                .scope()
+                .find_map(|span| span.extensions().get::<Open>().map(|open| open.context))
         })
         .flatten()
 }
@@ -401,5 +405,20 @@ mod tests {
             let _in = tracing::info_span!("plain").entered();
             assert_eq!(current(), None);
         });
+    }
+
+    #[test]
+    fn the_context_is_the_nearest_traced_span_around_a_plain_one() {
+        let mut seen = None;
+        let spans = traced(1.0, || {
+            let _call = tracing::info_span!(target: TARGET, "call").entered();
+            // A library's span inside ours: the context still names ours.
+            let _lib = tracing::info_span!("hyper").entered();
+            seen = current();
+        });
+        let seen = seen.expect("a context");
+        assert_eq!(spans.len(), 1);
+        assert_eq!(seen.span_id, spans[0].context.span_id);
+        assert_eq!(seen.trace_id, spans[0].context.trace_id);
     }
 }

@@ -11,7 +11,9 @@
 //! `error-429` (with `retry-after: 1`), `error-500`, `error-503`, `error-529` or `overloaded`,
 //! `slow-<ms>` (first byte late), `hang-midstream` (half the answer, then silence).
 //!
-//! `GET /_mock/calls` answers how many chat requests each model name received.
+//! `GET /_mock/calls` answers how many chat requests each model name received, and
+//! `GET /_mock/traceparents` the `traceparent` headers they came with, in order.
+//! `POST /v1/traces` swallows OTLP/HTTP exports.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,10 +48,19 @@ pub struct Keys {
 pub struct Mock {
     keys: Keys,
     calls: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    traceparents: std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>,
 }
 
 impl Mock {
-    fn count(&self, model: &str) {
+    fn count(&self, model: &str, headers: &HeaderMap) {
+        if let Some(tp) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+            self.traceparents
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(model.to_owned())
+                .or_default()
+                .push(tp.to_owned());
+        }
         let mut calls = self
             .calls
             .lock()
@@ -80,6 +91,25 @@ async fn calls(State(mock): State<Arc<Mock>>) -> Response {
         .map(|(model, n)| (model.clone(), Value::from(*n)))
         .collect();
     Reply::json(200, &Value::Object(calls)).into_response()
+}
+
+/// Takes an `ExportTraceServiceRequest` and answers the empty `ExportTraceServiceResponse`.
+async fn otlp_sink() -> Response {
+    Response::builder()
+        .header("content-type", "application/x-protobuf")
+        .body(axum::body::Body::empty())
+        .unwrap_or_default()
+}
+
+async fn traceparents(State(mock): State<Arc<Mock>>) -> Response {
+    let seen: serde_json::Map<String, Value> = mock
+        .traceparents
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .map(|(model, tps)| (model.clone(), Value::from(tps.clone())))
+        .collect();
+    Reply::json(200, &Value::Object(seen)).into_response()
 }
 
 /// A chat request reduced to what the deterministic model looks at.
@@ -400,6 +430,9 @@ pub fn router(keys: Keys) -> Router {
         .route("/v1beta/models", get(gemini_models))
         .route("/v1beta/models/{target}", post(gemini_call))
         .route("/_mock/calls", get(calls))
+        .route("/_mock/traceparents", get(traceparents))
+        // An OTLP/HTTP sink, so that a benchmark can measure freeway with trace export on.
+        .route("/v1/traces", post(otlp_sink))
         .with_state(Arc::new(Mock {
             keys,
             ..Mock::default()
@@ -481,7 +514,7 @@ async fn openai_chat(State(mock): State<Arc<Mock>>, headers: HeaderMap, body: By
         return openai_invalid_json().into_response();
     };
     let conv = openai::conversation(&body);
-    mock.count(&conv.model);
+    mock.count(&conv.model, &headers);
     let reply = finish(
         magic(&conv.model),
         || {
@@ -611,7 +644,7 @@ async fn anthropic_messages(
         .into_response();
     }
     let conv = anthropic::conversation(&body);
-    mock.count(&conv.model);
+    mock.count(&conv.model, &headers);
     let reply = finish(
         magic(&conv.model),
         || {
@@ -672,7 +705,7 @@ async fn gemini_call(
         "generateContent" | "streamGenerateContent" => {
             let stream = method == "streamGenerateContent";
             let conv = gemini::conversation(model, stream, &body);
-            mock.count(model);
+            mock.count(model, &headers);
             finish(
                 magic(model),
                 || {

@@ -229,6 +229,17 @@ pub enum FinishReason {
 }
 
 impl FinishReason {
+    /// The snake_case name, as serialized (`stop`, `tool_calls`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::StopSequence => "stop_sequence",
+            FinishReason::Length => "length",
+            FinishReason::ToolCalls => "tool_calls",
+            FinishReason::ContentFilter => "content_filter",
+        }
+    }
+
     /// The reason to report for an answer that did (or did not) call tools: many servers say
     /// "stop" (or nothing) after tool calls, but clients act on the calls only when told
     /// `ToolCalls`.

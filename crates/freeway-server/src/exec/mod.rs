@@ -31,6 +31,8 @@ use freeway_sandbox::{
 };
 use serde_json::json;
 use tokio::sync::mpsc;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 pub use analysis::{Analysis, AnalysisError, analyze, parse as parse_analysis, schema};
 pub use request::{Validated, WireExecRequest};
@@ -119,14 +121,31 @@ pub async fn execute(
     let mut request = validated.request;
     let wanted = validated.analyze.unwrap_or(exec.analyze_failures);
     request.analyze = wanted;
-    let result = sandbox.run_streaming(request.clone(), output).await;
+    let span = tracing::info_span!(target: freeway_telemetry::TARGET, "exec",
+        otel.name = %format!("exec {}", kind_name(&request.kind)),
+        freeway.exec.kind = kind_name(&request.kind),
+        freeway.exec.outcome = Empty,
+        process.exit.code = Empty,
+        "error.type" = Empty,
+    );
+    let result = sandbox
+        .run_streaming(request.clone(), output)
+        .instrument(span.clone())
+        .await;
+    let outcome = match &result {
+        Ok(r) => run_outcome(r),
+        Err(SandboxError::PolicyDenied { .. }) => "denied",
+        Err(_) => "error",
+    };
     if let Ok(gateway) = gateway {
-        let outcome = match &result {
-            Ok(r) => run_outcome(r),
-            Err(SandboxError::PolicyDenied { .. }) => "denied",
-            Err(_) => "error",
-        };
         gateway.metrics().exec_runs.with(&[outcome]).inc();
+    }
+    span.record("freeway.exec.outcome", outcome);
+    if let Ok(Some(code)) = result.as_ref().map(|r| r.exit_code) {
+        span.record("process.exit.code", code);
+    }
+    if outcome != "ok" {
+        span.record("error.type", outcome);
     }
     let result = result?;
     let analysis = if !wanted || result.success() {
@@ -155,6 +174,14 @@ pub async fn execute(
         tracing::warn!(error = %e, code = e.code(), "exec analysis unavailable");
     }
     Ok(Outcome { result, analysis })
+}
+
+fn kind_name(kind: &ExecKind) -> &'static str {
+    match kind {
+        ExecKind::Command { .. } => "command",
+        ExecKind::Code { .. } => "code",
+        ExecKind::File { .. } => "file",
+    }
 }
 
 /// How a run ended, for `freeway_exec_runs_total`.

@@ -30,6 +30,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::AppState;
 
@@ -118,43 +119,47 @@ impl Agents {
         let id = session.id.clone();
         let agents = self.clone();
         let pump_live = live.clone();
-        tokio::spawn(async move {
-            let pump = async {
-                while let Some(event) = rx.recv().await {
-                    pump_live.publish(event);
+        tokio::spawn(
+            async move {
+                let pump = async {
+                    while let Some(event) = rx.recv().await {
+                        pump_live.publish(event);
+                    }
+                };
+                let scope = match &team {
+                    Some(t) => Scope::Team(t),
+                    None => Scope::All,
+                };
+                let run = agents.runtime.run(scope, &id, turn);
+                let (outcome, ()) = tokio::join!(run, pump);
+                if let Err(e) = outcome {
+                    // The turn could not start (the session vanished, its agent was removed):
+                    // tell whoever listens, then end the stream as a turn would.
+                    let events = [
+                        Event::Error {
+                            kind: "session".to_owned(),
+                            message: e.to_string(),
+                        },
+                        Event::SessionIdle {
+                            session_id: id.clone(),
+                            reason: StopReason::Error,
+                            answer: None,
+                            steps: 0,
+                            usage: Usage::default(),
+                            cost_usd: 0.0,
+                        },
+                    ];
+                    for event in events {
+                        pump_live.publish(event);
+                    }
                 }
-            };
-            let scope = match &team {
-                Some(t) => Scope::Team(t),
-                None => Scope::All,
-            };
-            let run = agents.runtime.run(scope, &id, turn);
-            let (outcome, ()) = tokio::join!(run, pump);
-            if let Err(e) = outcome {
-                // The turn could not start (the session vanished, its agent was removed):
-                // tell whoever listens, then end the stream as a turn would.
-                let events = [
-                    Event::Error {
-                        kind: "session".to_owned(),
-                        message: e.to_string(),
-                    },
-                    Event::SessionIdle {
-                        session_id: id.clone(),
-                        reason: StopReason::Error,
-                        answer: None,
-                        steps: 0,
-                        usage: Usage::default(),
-                        cost_usd: 0.0,
-                    },
-                ];
-                for event in events {
-                    pump_live.publish(event);
+                if let Ok(mut map) = agents.live.lock() {
+                    map.remove(&id);
                 }
             }
-            if let Ok(mut map) = agents.live.lock() {
-                map.remove(&id);
-            }
-        });
+            // The turn outlives the request, but belongs to its trace.
+            .instrument(tracing::Span::current()),
+        );
         Ok(live)
     }
 }

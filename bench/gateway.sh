@@ -3,6 +3,7 @@
 #
 #   bench/gateway.sh            # 10 s per run
 #   DURATION=30 bench/gateway.sh
+#   TRACES=1 bench/gateway.sh   # with every request traced and exported over OTLP/HTTP
 #
 # Starts the behavioral mock upstream (freeway-mock-upstream) and `freeway serve` in release
 # mode on loopback, then runs wrk against the upstream directly and through freeway with the same
@@ -32,6 +33,7 @@ name = "up"
 protocol = "openai"
 base_url = "http://$upstream/v1"
 models = ["gpt-4o-mini"]
+$(if [ "${TRACES:-0}" = 1 ]; then printf '\n[telemetry]\notlp_endpoint = "http://%s"\n' "$upstream"; fi)
 TOML
 sleep 0.5
 idle_rss=$(awk '/VmRSS/ {print $2}' "/proc/$fw_pid/status")
@@ -52,6 +54,7 @@ loaded_rss=$(awk '/VmRSS/ {print $2}' "/proc/$fw_pid/status")
 
 d50=$(to_us "$(pct direct1 50%)"); f50=$(to_us "$(pct freeway1 50%)")
 d99=$(to_us "$(pct direct1 99%)"); f99=$(to_us "$(pct freeway1 99%)")
+[ "${TRACES:-0}" = 1 ] && printf '\ntraces: every request exported over OTLP/HTTP to the upstream'\''s sink\n'
 printf '\nfreeway gateway benchmark (%ss per run, wrk -t1, loopback, 2 cores shared by wrk, freeway and the upstream)\n\n' "$DURATION"
 printf '| path | connections | p50 | p99 | requests/s |\n|---|---|---|---|---|\n'
 for r in direct1:1 freeway1:1 direct64:64 freeway64:64; do

@@ -408,7 +408,10 @@ otlp_endpoint = "{endpoint}"
 """
     config = write_config(tmp_path, mock_upstream, extra)
     # A delay far longer than the test: only the flush on shutdown can send the spans.
-    proc, base = start_freeway(config, {"OTEL_BSP_SCHEDULE_DELAY": "600000"})
+    log = open(tmp_path / "stderr.log", "w+")
+    proc, base = start_freeway(
+        config, {"OTEL_BSP_SCHEDULE_DELAY": "600000", "FREEWAY_LOG": "info"}, stderr=log
+    )
     r = httpx.post(
         base + "/v1/chat/completions",
         json={"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
@@ -420,3 +423,7 @@ otlp_endpoint = "{endpoint}"
     proc.terminate()
     assert proc.wait(timeout=10) == 0
     assert len(spans.of_trace(trace_id, lambda s: len(s) >= 3, timeout=5)) == 3
+    # The access log line names the trace.
+    log.close()
+    lines = (tmp_path / "stderr.log").read_text().splitlines()
+    assert any("/v1/chat/completions" in l and f"trace_id={trace_id}" in l for l in lines), lines

@@ -1,6 +1,7 @@
 //! The gateway's per-request work, without HTTP: complexity classification, route planning
-//! with fallback targets, answering from the response cache, and what one request records
-//! in the metrics.
+//! with fallback targets, answering from the response cache, what one request records
+//! in the metrics, and what tracing a request costs (its spans built, attributed and
+//! encoded as OTLP).
 //!
 //! `cargo bench -p freeway-bench --bench gateway`
 
@@ -43,6 +44,34 @@ impl Provider for Immediate {
                 stop_sequence: None,
             }),
         ])))
+    }
+}
+
+/// Encodes finished spans 512 at a time, as the exporter does before it posts them.
+#[derive(Default)]
+struct Encoding {
+    batch: std::sync::Mutex<Vec<freeway_telemetry::FinishedSpan>>,
+    exported: std::sync::atomic::AtomicU64,
+}
+
+impl freeway_telemetry::SpanSink for Encoding {
+    fn export(&self, span: freeway_telemetry::FinishedSpan) {
+        let mut batch = self.batch.lock().unwrap();
+        batch.push(span);
+        if batch.len() == 512 {
+            let origin = freeway_telemetry::proto::Origin {
+                resource: vec![(
+                    "service.name",
+                    freeway_telemetry::AnyValue::String("freeway".into()),
+                )],
+                scope_name: "freeway",
+                scope_version: "0",
+            };
+            black_box(freeway_telemetry::proto::encode_request(&origin, &batch));
+            self.exported
+                .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            batch.clear();
+        }
     }
 }
 
@@ -146,6 +175,29 @@ fn route(c: &mut Criterion) {
         // The entry is stored off the request path.
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     });
+    // The same request with every span sampled: a server span around the gateway's route
+    // and call spans, handed to a sink that encodes each batch of 512 as OTLP protobuf.
+    let sink = Arc::new(Encoding::default());
+    let subscriber = tracing_subscriber::layer::SubscriberExt::with(
+        tracing_subscriber::Registry::default(),
+        tracing_subscriber::Layer::with_filter(
+            freeway_telemetry::OtelLayer::new(sink.clone(), 1.0),
+            freeway_telemetry::OtelLayer::filter(),
+        ),
+    );
+    tracing::subscriber::with_default(subscriber, || {
+        group.bench_function("direct_provider_model_traced", |b| {
+            b.to_async(&runtime).iter(|| {
+                let span = tracing::info_span!(target: freeway_telemetry::TARGET, "request",
+                    otel.name = "POST /v1/chat/completions", otel.kind = "server");
+                tracing::Instrument::instrument(
+                    async { g.complete("a/m", chat("hi")).await.unwrap() },
+                    span,
+                )
+            })
+        });
+    });
+    assert!(sink.exported.load(std::sync::atomic::Ordering::Relaxed) > 0);
     group.bench_function("cache_hit", |b| {
         b.to_async(&runtime).iter(|| async {
             let served = cached.complete("three", chat("hi")).await.unwrap();

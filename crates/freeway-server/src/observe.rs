@@ -52,7 +52,7 @@ pub async fn observe(State(state): State<Arc<AppState>>, request: Request, next:
     let route = request.extensions().get::<MatchedPath>().cloned();
     let span = server_span(&request, route.as_ref());
     let mut response = next.run(request).instrument(span.clone()).await;
-    trace_headers(&span, &mut response);
+    let trace_id = trace_headers(&span, &mut response);
     let request_id = match response.headers().get("x-request-id") {
         Some(id) => id.to_str().unwrap_or_default().to_owned(),
         None => {
@@ -84,6 +84,7 @@ pub async fn observe(State(state): State<Arc<AppState>>, request: Request, next:
     }
     let done = Done {
         _span: span,
+        trace_id,
         metrics,
         log: state.access_log,
         method,
@@ -105,6 +106,8 @@ pub async fn observe(State(state): State<Arc<AppState>>, request: Request, next:
 struct Done {
     /// The request's server span, which ends with the body.
     _span: Span,
+    /// Named in the log line, to find the trace from it.
+    trace_id: Option<freeway_telemetry::TraceId>,
     metrics: Arc<Metrics>,
     log: AccessLog,
     method: Method,
@@ -140,6 +143,7 @@ impl Drop for Done {
                 status = self.status.as_u16(),
                 duration_ms = took.as_secs_f64() * 1e3,
                 request_id = %self.request_id,
+                trace_id = self.trace_id.map(tracing::field::display),
                 "request"
             );
         }
@@ -169,13 +173,11 @@ fn server_span(request: &Request, route: Option<&MatchedPath>) -> Span {
 
 /// `traceresponse` (W3C Trace Context level 2) and `x-trace-id`, for a traced request: the
 /// ids a user quotes to find the request in their tracing backend.
-fn trace_headers(span: &Span, response: &mut Response) {
+fn trace_headers(span: &Span, response: &mut Response) -> Option<freeway_telemetry::TraceId> {
     if span.is_disabled() {
-        return;
+        return None;
     }
-    let Some(context) = span.in_scope(freeway_telemetry::current) else {
-        return;
-    };
+    let context = span.in_scope(freeway_telemetry::current)?;
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&context.traceparent()) {
         headers.insert("traceresponse", v);
@@ -183,6 +185,7 @@ fn trace_headers(span: &Span, response: &mut Response) {
     if let Ok(v) = HeaderValue::from_str(&context.trace_id.to_string()) {
         headers.insert("x-trace-id", v);
     }
+    Some(context.trace_id)
 }
 
 fn route_label(route: Option<&MatchedPath>) -> &str {

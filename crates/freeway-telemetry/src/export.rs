@@ -39,6 +39,7 @@ pub struct ExportConfig {
 
 const QUEUE: usize = 2048;
 const BATCH: usize = 512;
+const DROP_REPORT_EVERY: Duration = Duration::from_secs(10);
 const GRPC_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 enum Message {
@@ -95,6 +96,8 @@ async fn run(
     let mut tick = tokio::time::interval(delay.max(Duration::from_millis(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reported_drops = 0;
+    // Drops are reported at most this often, so that an overload does not flood the log too.
+    let mut reported_at: Option<tokio::time::Instant> = None;
     loop {
         let flush = tokio::select! {
             message = rx.recv() => match message {
@@ -118,7 +121,9 @@ async fn run(
             let _ = done.send(());
         }
         let now = dropped.load(Ordering::Relaxed);
-        if now > reported_drops {
+        let due = reported_at.is_none_or(|at| at.elapsed() >= DROP_REPORT_EVERY);
+        if now > reported_drops && due {
+            reported_at = Some(tokio::time::Instant::now());
             tracing::warn!(
                 dropped = now - reported_drops,
                 "trace export is behind: spans were dropped"

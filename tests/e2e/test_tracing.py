@@ -222,6 +222,11 @@ def test_a_chat_request_is_one_trace_joined_to_the_clients(traced, mock_upstream
     resource = next(r for r, _, s in spans.spans if s.trace_id.hex() == trace_id)
     assert resource["service.name"] == "freeway-e2e"
 
+    # Health probes and scrapes are not traced.
+    probe = httpx.get(base + "/healthz")
+    assert "x-trace-id" not in probe.headers
+    assert not any(s.name.startswith("GET /") for _, _, s in spans.spans)
+
 
 def test_a_stream_span_ends_with_its_last_event(traced):
     base, spans = traced

@@ -155,6 +155,10 @@ impl Drop for Done {
 fn server_span(request: &Request, route: Option<&MatchedPath>) -> Span {
     let method = request.method();
     let route = route_label(route);
+    // Probes and scrapes come every few seconds and say nothing a trace would need.
+    if matches!(route, "/healthz" | "/readyz" | "/metrics") {
+        return Span::none();
+    }
     tracing::info_span!(target: freeway_telemetry::TARGET, "request",
         otel.name = %format!("{method} {route}"),
         otel.kind = "server",

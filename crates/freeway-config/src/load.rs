@@ -102,6 +102,10 @@ struct Cx<'a> {
     from_env: HashMap<String, String>,
 }
 
+fn env_location(var: &str) -> String {
+    format!("environment variable {var}")
+}
+
 fn env_span<T>(value: T) -> S<T> {
     S::new(0..0, value)
 }
@@ -109,7 +113,7 @@ fn env_span<T>(value: T) -> S<T> {
 impl Cx<'_> {
     fn location(&self, span: Range<usize>, key: &str) -> String {
         if let Some(var) = self.from_env.get(key) {
-            return format!("environment variable {var}");
+            return env_location(var);
         }
         if span.is_empty() && span.start == 0 {
             return self.label.clone();
@@ -123,6 +127,15 @@ impl Cx<'_> {
         self.errors.push(ConfigError {
             location: self.location(span, &key),
             key,
+            message: message.into(),
+        });
+    }
+
+    /// A problem with a variable that no key of the file stands for (`OTEL_*`).
+    fn env_error(&mut self, var: &str, key: &str, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            location: env_location(var),
+            key: key.to_owned(),
             message: message.into(),
         });
     }

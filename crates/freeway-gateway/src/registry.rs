@@ -568,10 +568,7 @@ impl Gateway {
         options: &RequestOptions,
         span: &Span,
     ) -> Result<Served<ChatResponse>, GatewayError> {
-        let plan = self.plan(model, Some(&request), options)?;
-        record_plan(span, &plan);
-        let lookup = self.cache_lookup(model, &request, &plan, options).await;
-        record_cache(span, &lookup);
+        let (plan, lookup) = self.route(model, &request, options, span).await?;
         let (key, status) = match lookup {
             Lookup::Hit(answer) => {
                 return Ok(Served {
@@ -636,10 +633,7 @@ impl Gateway {
         options: &RequestOptions,
         span: &Span,
     ) -> Result<Served<ChatStream>, GatewayError> {
-        let plan = self.plan(model, Some(&request), options)?;
-        record_plan(span, &plan);
-        let lookup = self.cache_lookup(model, &request, &plan, options).await;
-        record_cache(span, &lookup);
+        let (plan, lookup) = self.route(model, &request, options, span).await?;
         let (key, status) = match lookup {
             Lookup::Hit(answer) => {
                 return Ok(Served {
@@ -726,6 +720,21 @@ impl Gateway {
         })
     }
 
+    /// The plan of a chat request and what the cache holds for it, both told to its span.
+    async fn route(
+        &self,
+        model: &str,
+        request: &ChatRequest,
+        options: &RequestOptions,
+        span: &Span,
+    ) -> Result<(Plan, Lookup), GatewayError> {
+        let plan = self.plan(model, Some(request), options)?;
+        record_plan(span, &plan);
+        let lookup = self.cache_lookup(model, request, &plan, options).await;
+        record_cache(span, &lookup);
+        Ok((plan, lookup))
+    }
+
     async fn cache_lookup(
         &self,
         model: &str,
@@ -810,9 +819,6 @@ impl Gateway {
                     }),
                 };
                 let took = started.elapsed();
-                if let Err(e) = &result {
-                    span.record("error.type", e.metric_label());
-                }
                 match &result {
                     // A stream's call ends with its last event: its first is counted here.
                     Ok(_) if op == Operation::Stream => self
@@ -821,8 +827,11 @@ impl Gateway {
                         .with(&[target.provider.system(), &target.model, &target.id])
                         .observe_duration(took),
                     Ok(_) => operation(&self.metrics, op, target, "").observe_duration(took),
-                    Err(e) => operation(&self.metrics, op, target, e.metric_label())
-                        .observe_duration(took),
+                    Err(e) => {
+                        span.record("error.type", e.metric_label());
+                        operation(&self.metrics, op, target, e.metric_label())
+                            .observe_duration(took);
+                    }
                 }
                 let e = match result {
                     Ok(value) => {

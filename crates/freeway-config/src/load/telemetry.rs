@@ -100,6 +100,7 @@ impl Cx<'_> {
                 Err(_) => {
                     self.env_error(
                         "OTEL_BSP_SCHEDULE_DELAY",
+                        "telemetry",
                         format!("`{ms}` is not a delay in milliseconds"),
                     );
                     DEFAULT_DELAY
@@ -183,6 +184,7 @@ impl Cx<'_> {
                     Some(_) => {
                         self.env_error(
                             "OTEL_TRACES_SAMPLER_ARG",
+                            "telemetry",
                             format!("`{}` is not a ratio in [0, 1]", arg.unwrap_or_default()),
                         );
                         return None;
@@ -192,6 +194,7 @@ impl Cx<'_> {
             other => {
                 self.env_error(
                     "OTEL_TRACES_SAMPLER",
+                    "telemetry",
                     format!(
                         "`{other}` is not supported: use parentbased_traceidratio (with \
                          OTEL_TRACES_SAMPLER_ARG), parentbased_always_on or parentbased_always_off"
@@ -218,20 +221,13 @@ impl Cx<'_> {
                     let name = item.split('=').next().unwrap_or_default();
                     self.env_error(
                         var,
+                        "telemetry",
                         format!("`{name}…` is not `name=value` (values percent-encoded)"),
                     );
                 }
             }
         }
         out
-    }
-
-    fn env_error(&mut self, var: &str, message: String) {
-        self.errors.push(crate::error::ConfigError {
-            location: format!("environment variable {var}"),
-            key: "telemetry".to_owned(),
-            message,
-        });
     }
 }
 

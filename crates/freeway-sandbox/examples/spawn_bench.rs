@@ -39,10 +39,11 @@ async fn main() {
     .unwrap();
     let caps = sb.capabilities();
     println!(
-        "kernel {} landlock ABI {:?} cgroup_pids {}",
+        "kernel {} landlock ABI {:?} cgroup_pids {} cgroup_memory {}",
         caps.kernel,
         caps.landlock_abi,
-        caps.has("cgroup_pids")
+        caps.has("cgroup_pids"),
+        caps.has("cgroup_memory")
     );
 
     let no_cg = Sandbox::new(SandboxConfig {
@@ -107,7 +108,7 @@ async fn main() {
     let b = stats("plain tokio Command::output (captured)", plain_output);
     let s = stats("sandbox workspace-write, network denied", sandboxed);
     stats("sandbox full-access (group, cgroup, rlimits)", full);
-    stats("sandbox full-access without pids cgroup", full_no_cg);
+    stats("sandbox full-access, no pids limit", full_no_cg);
     stats("sandbox workspace-write, no deny_read paths", ws_no_deny);
     println!(
         "ratio sandboxed/plain-status {:.2}x, sandboxed/plain-output {:.2}x",

@@ -48,7 +48,8 @@ pub enum OnMissing {
 pub struct Limits {
     /// CPU seconds (RLIMIT_CPU; SIGXCPU then SIGKILL).
     pub cpu_seconds: Option<u64>,
-    /// Address space in bytes (RLIMIT_AS).
+    /// Memory in bytes: the limit of the run's memory cgroup (resident memory, swap included)
+    /// where the kernel offers one, else RLIMIT_AS (address space).
     pub memory_bytes: Option<u64>,
     /// Largest file a run may write, in bytes (RLIMIT_FSIZE).
     pub file_size_bytes: Option<u64>,

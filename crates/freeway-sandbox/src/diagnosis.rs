@@ -251,6 +251,17 @@ fn diagnose(p: &Patterns, result: &ExecResult, ctx: &Context<'_>) -> Option<Diag
                 0.9,
             );
         }
+        Some(LimitHit::Memory) => {
+            let ev = tail_lines(&text, 3);
+            return diag(
+                Category::OutOfMemory,
+                std::iter::once("killed by the kernel's OOM killer: the run reached limits.memory_bytes (memory cgroup)".to_owned())
+                    .chain(ev)
+                    .collect(),
+                vec!["raise limits.memory_bytes, or process the data in smaller pieces".into()],
+                0.95,
+            );
+        }
         None => {}
     }
     // Most specific text patterns first.

@@ -1,17 +1,14 @@
 //! [`Sandbox`]: turns an [`ExecRequest`] into checked, isolated processes and an [`ExecResult`].
 
 use std::ffi::OsString;
-use std::fs;
-use std::os::unix::fs::DirBuilderExt;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use seccompiler::BpfProgram;
 use tokio::sync::mpsc;
 
-use crate::cgroup::CgroupRoot;
+use crate::cgroup::{CgroupPool, Cgroups, RunLimits};
 use crate::config::{Isolation, OnMissing, SandboxConfig};
 use crate::diagnosis::{Context, Diagnoser};
 use crate::error::SandboxError;
@@ -23,6 +20,7 @@ use crate::redact::Redactor;
 use crate::runners::{self, Step};
 use crate::seccomp;
 use crate::sys::{self, ChildSetup};
+use crate::tempdir::TempDirs;
 use crate::types::{CommandLine, ExecKind, ExecRequest, ExecResult, LimitHit, OutputChunk};
 
 /// Runs processes under one configuration. Build once (it probes the kernel and compiles rules)
@@ -36,17 +34,15 @@ pub struct Sandbox {
     diagnoser: Diagnoser,
     read_plan: Mutex<Option<Arc<ReadPlan>>>,
     net_filter: Option<Arc<BpfProgram>>,
-    cgroup: Option<CgroupRoot>,
-    runs: AtomicU64,
-    /// Distinguishes this sandbox's temp dirs and cgroups from another's in the same process.
-    instance: u64,
+    cgroups: CgroupPool,
+    temp_dirs: TempDirs,
 }
 
 impl Sandbox {
     /// Probe the kernel, compile the policy, redaction and seccomp rules.
     pub fn new(config: SandboxConfig) -> Result<Self, SandboxError> {
-        let (capabilities, cgroup) = probe_with_cgroup();
-        Self::build(config, capabilities, cgroup)
+        let (capabilities, cgroups) = probe_with_cgroup();
+        Self::build(config, capabilities, cgroups)
     }
 
     /// Like [`Sandbox::new`] but trusting `capabilities` (e.g. a probe with mechanisms marked
@@ -56,18 +52,28 @@ impl Sandbox {
         config: SandboxConfig,
         capabilities: Capabilities,
     ) -> Result<Self, SandboxError> {
-        let (_, cgroup) = probe_with_cgroup();
-        let cgroup = cgroup.filter(|_| capabilities.has("cgroup_pids"));
-        Self::build(config, capabilities, cgroup)
+        let (_, found) = probe_with_cgroup();
+        let cgroups = Cgroups {
+            pids: found.pids.filter(|_| capabilities.has("cgroup_pids")),
+            memory: found.memory.filter(|_| capabilities.has("cgroup_memory")),
+        };
+        Self::build(config, capabilities, cgroups)
     }
 
     fn build(
         config: SandboxConfig,
         capabilities: Capabilities,
-        cgroup: Option<CgroupRoot>,
+        cgroups: Cgroups,
     ) -> Result<Self, SandboxError> {
         let policy = ExecPolicy::new(&config.rules, config.default_rules)?;
         let redactor = Redactor::new(&config.secrets)?;
+        let instance = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64 & 0xffff_ffff_ffff);
+        // Distinguishes this sandbox's temp dirs and cgroups from another's in the same process.
+        let prefix = format!("run-{}-{instance:x}", std::process::id());
+        let temp_dirs = TempDirs::new(std::env::temp_dir(), format!("freeway-{prefix}"));
+        let cgroups = CgroupPool::new(cgroups, prefix);
         let net_filter = if capabilities.has("seccomp") {
             Some(Arc::new(seccomp::deny_network()?))
         } else {
@@ -81,11 +87,8 @@ impl Sandbox {
             diagnoser: Diagnoser::new()?,
             read_plan: Mutex::new(None),
             net_filter,
-            cgroup,
-            runs: AtomicU64::new(0),
-            instance: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64 & 0xffff_ffff_ffff),
+            cgroups,
+            temp_dirs,
         })
     }
 
@@ -134,10 +137,8 @@ impl Sandbox {
             return Err(SandboxError::MissingWorkdir(cwd));
         }
         let timeout_ms = request.timeout_ms.unwrap_or(self.config.default_timeout_ms);
-        let n = self.runs.fetch_add(1, Ordering::Relaxed);
-        let run_name = format!("run-{}-{:x}-{n}", std::process::id(), self.instance);
-        let tmp = TempDir::create(&std::env::temp_dir().join(format!("freeway-{run_name}")))?;
-        let env = self.environment(&request, &tmp.0);
+        let tmp = self.temp_dirs.take()?;
+        let env = self.environment(&request, tmp.path());
         let path = env
             .iter()
             .find(|(k, _)| k == "PATH")
@@ -166,7 +167,7 @@ impl Sandbox {
                 }
             }
             ExecKind::Code { language, source } => {
-                runners::plan_code(language, source, &tmp.0, &path)?
+                runners::plan_code(language, source, tmp.path(), &path)?
             }
             ExecKind::File { path: file, args } => {
                 let file = if file.is_relative() {
@@ -174,7 +175,7 @@ impl Sandbox {
                 } else {
                     file.clone()
                 };
-                let steps = runners::plan_file(&file, args, &tmp.0, &path)?;
+                let steps = runners::plan_file(&file, args, tmp.path(), &path)?;
                 for step in &steps {
                     let argv = std::iter::once(step.program.clone())
                         .chain(step.args.iter().cloned())
@@ -197,18 +198,21 @@ impl Sandbox {
             let launch = self.prepare(
                 step,
                 &cwd,
-                &tmp.0,
+                tmp.path(),
                 &env,
                 stdin,
                 timeout_ms,
                 isolation,
                 network_denied,
-                &run_name,
-                i,
                 &mut degraded,
             )?;
             let finished = match process::launch(launch, &self.redactor, output.as_ref()).await {
-                Ok(f) => Some(f),
+                Ok(mut f) => {
+                    if let Some(cg) = f.cgroup.take() {
+                        self.cgroups.release(cg).await;
+                    }
+                    Some(f)
+                }
                 Err(SandboxError::Spawn { program, source }) if is_not_found_or_denied(&source) => {
                     // Report like a shell would, so the caller gets a result with a diagnosis.
                     last = Some(self.spawn_failure(
@@ -230,7 +234,7 @@ impl Sandbox {
                 break;
             }
         }
-        tmp.remove().await;
+        self.temp_dirs.release(tmp).await;
         let mut result =
             last.ok_or_else(|| SandboxError::InvalidRequest("nothing to run".into()))?;
         let command = match &request.kind {
@@ -347,8 +351,6 @@ impl Sandbox {
         timeout_ms: u64,
         isolation: Isolation,
         network_denied: bool,
-        run_name: &str,
-        index: usize,
         degraded: &mut Vec<String>,
     ) -> Result<Launch, SandboxError> {
         let limits = &self.config.limits;
@@ -359,29 +361,36 @@ impl Sandbox {
             }
         };
         rl(libc::RLIMIT_CPU, limits.cpu_seconds);
-        rl(libc::RLIMIT_AS, limits.memory_bytes);
+        // Resident memory is bounded by the memory cgroup where there is one; the address-space
+        // limit is the fallback (it also refuses reservations that never become memory).
+        if !self.cgroups.has_memory() {
+            rl(libc::RLIMIT_AS, limits.memory_bytes);
+        }
         rl(libc::RLIMIT_FSIZE, limits.file_size_bytes);
         rl(libc::RLIMIT_NOFILE, limits.open_files);
         rl(libc::RLIMIT_CORE, Some(0));
 
-        let mut cgroup = None;
-        if let Some(max) = limits.max_processes {
-            match &self.cgroup {
-                Some(root) => {
-                    let mut cg = root
-                        .create_run(&format!("{run_name}-{index}"), Some(max))
-                        .map_err(|source| SandboxError::Setup {
-                            stage: "run cgroup",
-                            source,
-                        })?;
-                    setup.cgroup_procs = cg.take_procs_fd();
-                    cgroup = Some(cg);
-                }
-                None if !sys::is_root() => setup.rlimits.push((libc::RLIMIT_NPROC, max)),
-                None => {
-                    self.require("cgroup_pids", degraded)?;
-                }
+        if let Some(max) = limits.max_processes
+            && !self.cgroups.has_pids()
+        {
+            if sys::is_root() {
+                self.require("cgroup_pids", degraded)?;
+            } else {
+                setup.rlimits.push((libc::RLIMIT_NPROC, max));
             }
+        }
+        let cgroup = self
+            .cgroups
+            .take(RunLimits {
+                max_pids: limits.max_processes,
+                memory_bytes: limits.memory_bytes,
+            })
+            .map_err(|source| SandboxError::Setup {
+                stage: "run cgroup",
+                source,
+            })?;
+        if let Some(cg) = &cgroup {
+            setup.cgroup_procs = cg.procs_fds();
         }
 
         if isolation != Isolation::FullAccess {
@@ -441,6 +450,7 @@ impl Sandbox {
                 Some(LimitHit::Cpu)
             }
             Some(libc::SIGXFSZ) => Some(LimitHit::FileSize),
+            _ if f.oom_killed => Some(LimitHit::Memory),
             _ if f.pids_max_hit => Some(LimitHit::Processes),
             _ => None,
         };
@@ -507,35 +517,4 @@ fn is_not_found_or_denied(e: &std::io::Error) -> bool {
         e.kind(),
         std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
     )
-}
-
-/// The run's private temp dir (mode 0700), removed after the run.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn create(path: &Path) -> Result<Self, SandboxError> {
-        fs::DirBuilder::new()
-            .mode(0o700)
-            .create(path)
-            .map_err(|source| SandboxError::Setup {
-                stage: "private temp dir",
-                source,
-            })?;
-        Ok(Self(path.to_path_buf()))
-    }
-
-    async fn remove(self) {
-        let path = self.0.clone();
-        std::mem::forget(self);
-        // Most runs leave it empty: one rmdir, no trip to the blocking pool.
-        if fs::remove_dir(&path).is_err() {
-            let _ = tokio::fs::remove_dir_all(&path).await;
-        }
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }

@@ -3,14 +3,15 @@
 
 use serde::Serialize;
 
-use crate::cgroup::{CgroupRoot, CgroupVersion};
+use crate::cgroup::{CgroupRoot, CgroupVersion, Cgroups, Controller};
 use crate::config::{Isolation, SandboxConfig};
 use crate::sys;
 
 /// One mechanism and whether it works here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Mechanism {
-    /// Short name: `landlock`, `landlock_net`, `seccomp`, `cgroup_pids`, `rlimit_nproc`.
+    /// Short name: `landlock`, `landlock_net`, `seccomp`, `cgroup_pids`, `cgroup_memory`,
+    /// `rlimit_nproc`.
     pub name: &'static str,
     /// Usable.
     pub available: bool,
@@ -91,12 +92,12 @@ fn user_namespaces() -> Result<String, String> {
 }
 
 /// Probe the kernel. Cheap (a few system calls and file reads); may create the sandbox's cgroup
-/// directory.
+/// directories.
 pub fn probe() -> Capabilities {
     probe_with_cgroup().0
 }
 
-pub(crate) fn probe_with_cgroup() -> (Capabilities, Option<CgroupRoot>) {
+pub(crate) fn probe_with_cgroup() -> (Capabilities, Cgroups) {
     let root = sys::is_root();
     let abi = sys::landlock_abi();
     let landlock_abi = abi.as_ref().ok().copied().filter(|&v| v > 0);
@@ -127,22 +128,30 @@ pub(crate) fn probe_with_cgroup() -> (Capabilities, Option<CgroupRoot>) {
         },
         used_for: "network denial (socket families, connect, bind, io_uring)",
     });
-    let cgroup = CgroupRoot::detect();
+    let describe = |found: &Result<CgroupRoot, String>| match found {
+        Ok(c) => format!(
+            "{} at {}",
+            match c.version {
+                CgroupVersion::V1 => "cgroup v1",
+                CgroupVersion::V2 => "cgroup v2",
+            },
+            c.dir.display()
+        ),
+        Err(e) => e.clone(),
+    };
+    let pids = CgroupRoot::detect(Controller::Pids);
     mechanisms.push(Mechanism {
         name: "cgroup_pids",
-        available: cgroup.is_ok(),
-        detail: match &cgroup {
-            Ok(c) => format!(
-                "{} at {}",
-                match c.version {
-                    CgroupVersion::V1 => "cgroup v1",
-                    CgroupVersion::V2 => "cgroup v2",
-                },
-                c.dir.display()
-            ),
-            Err(e) => e.clone(),
-        },
+        available: pids.is_ok(),
+        detail: describe(&pids),
         used_for: "process-count limit (fork bombs) and killing every process of a run",
+    });
+    let memory = CgroupRoot::detect(Controller::Memory);
+    mechanisms.push(Mechanism {
+        name: "cgroup_memory",
+        available: memory.is_ok(),
+        detail: describe(&memory),
+        used_for: "memory limit on resident memory (without it: RLIMIT_AS, on address space)",
     });
     mechanisms.push(Mechanism {
         name: "rlimit_nproc",
@@ -169,5 +178,9 @@ pub(crate) fn probe_with_cgroup() -> (Capabilities, Option<CgroupRoot>) {
         landlock_abi,
         mechanisms,
     };
-    (caps, cgroup.ok())
+    let cgroups = Cgroups {
+        pids: pids.ok(),
+        memory: memory.ok(),
+    };
+    (caps, cgroups)
 }

@@ -7,7 +7,6 @@
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -18,6 +17,7 @@ use crate::capture::{Capture, Utf8Decoder};
 use crate::cgroup::RunCgroup;
 use crate::error::SandboxError;
 use crate::redact::Redactor;
+use crate::sys::spawn::{self, SpawnError};
 use crate::sys::{self, ChildSetup, Reaped};
 use crate::types::{OutputChunk, Stream};
 
@@ -49,6 +49,9 @@ pub(crate) struct Finished {
     pub timed_out: bool,
     pub pid: u32,
     pub pids_max_hit: bool,
+    pub oom_killed: bool,
+    /// The run's cgroup, for its pool to empty and keep.
+    pub cgroup: Option<RunCgroup>,
 }
 
 /// Kills and reaps the run if the future is dropped before it finished (client went away).
@@ -60,9 +63,8 @@ struct RunGuard {
 
 impl Drop for RunGuard {
     fn drop(&mut self) {
-        if let Some(cg) = &self.cgroup {
-            cg.destroy_now();
-        }
+        // A run cgroup dropped here kills what is left in it and removes itself.
+        drop(self.cgroup.take());
         if self.reaped {
             return;
         }
@@ -75,43 +77,39 @@ impl Drop for RunGuard {
     }
 }
 
-/// Spawn, stream, wait, reap. `Err(Spawn)` carries the OS error of fork/exec/child setup.
+/// Spawn, stream, wait, reap. `Err(Spawn)` carries the OS error of clone or exec, `Err(Setup)`
+/// the step of the child setup that failed.
 pub(crate) async fn launch(
     l: Launch,
     redactor: &Redactor,
     tx: Option<&mpsc::Sender<OutputChunk>>,
 ) -> Result<Finished, SandboxError> {
-    let mut cmd = Command::new(&l.program);
-    cmd.args(&l.args)
-        .current_dir(&l.cwd)
-        .env_clear()
-        .envs(l.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(if l.stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    sys::install(&mut cmd, l.setup);
     let start = Instant::now();
-    let spawned = cmd.spawn();
-    // Closes the parent's copies of the ruleset and cgroup descriptors.
-    drop(cmd);
-    let mut child = spawned.map_err(|source| SandboxError::Spawn {
-        program: l.program.clone(),
-        source,
+    let spawned = spawn::spawn(spawn::Spec {
+        program: &l.program,
+        args: &l.args,
+        cwd: &l.cwd,
+        env: &l.env,
+        stdin_piped: l.stdin.is_some(),
+        setup: l.setup,
+    });
+    let spawned = spawned.map_err(|e| match e {
+        SpawnError::Invalid(detail) => SandboxError::InvalidRequest(detail),
+        SpawnError::Os(source) | SpawnError::Exec(source) => SandboxError::Spawn {
+            program: l.program.clone(),
+            source,
+        },
+        SpawnError::Setup(stage, source) => SandboxError::Setup { stage, source },
     })?;
-    let pid = child.id();
+    let pid = spawned.pid;
     let mut guard = RunGuard {
         pid,
         cgroup: l.cgroup,
         reaped: false,
     };
-    let stdin_fd: Option<OwnedFd> = child.stdin.take().map(Into::into);
-    let stdout_fd: Option<OwnedFd> = child.stdout.take().map(Into::into);
-    let stderr_fd: Option<OwnedFd> = child.stderr.take().map(Into::into);
-    drop(child);
+    let stdin_fd = spawned.stdin;
+    let stdout_fd = Some(spawned.stdout);
+    let stderr_fd = Some(spawned.stderr);
 
     let pidfd = sys::async_pidfd(sys::pidfd_open(pid).map_err(SandboxError::Wait)?)
         .map_err(SandboxError::Wait)?;
@@ -178,9 +176,7 @@ pub(crate) async fn launch(
     let (reaped, duration, timed_out) = waited?;
     guard.reaped = true;
     let pids_max_hit = guard.cgroup.as_ref().is_some_and(RunCgroup::hit_pids_max);
-    if let Some(cg) = guard.cgroup.take() {
-        cg.destroy().await;
-    }
+    let oom_killed = guard.cgroup.as_ref().is_some_and(RunCgroup::oom_killed);
     let (stdout, t1) = out.finish();
     let (stderr, t2) = err.finish();
     Ok(Finished {
@@ -192,6 +188,8 @@ pub(crate) async fn launch(
         timed_out,
         pid,
         pids_max_hit,
+        oom_killed,
+        cgroup: guard.cgroup.take(),
     })
 }
 

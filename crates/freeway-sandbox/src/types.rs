@@ -178,6 +178,8 @@ pub enum LimitHit {
     FileSize,
     /// The process count limit refused a fork.
     Processes,
+    /// The memory cgroup's limit: the kernel's OOM killer ended a process of the run.
+    Memory,
 }
 
 /// Outcome of one run: the `/v1/exec` response.

@@ -5,7 +5,7 @@ mod support {
     use std::path::PathBuf;
     use std::sync::atomic::{AtomicU32, Ordering};
 
-    use freeway_sandbox::{OnMissing, Sandbox, SandboxConfig};
+    use freeway_sandbox::{Capabilities, OnMissing, Sandbox, SandboxConfig};
 
     static N: AtomicU32 = AtomicU32::new(0);
 
@@ -32,6 +32,18 @@ mod support {
 
     pub fn sandbox() -> Sandbox {
         Sandbox::new(config()).unwrap()
+    }
+
+    /// `caps` with the mechanism `name` marked unavailable, to rehearse a weaker kernel.
+    pub fn without(caps: &Capabilities, name: &str) -> Capabilities {
+        let mut caps = caps.clone();
+        for m in &mut caps.mechanisms {
+            if m.name == name {
+                m.available = false;
+                m.detail = "disabled by the test".into();
+            }
+        }
+        caps
     }
 
     /// Processes (not zombies) whose process group is `pgid`.

@@ -5,11 +5,10 @@ use std::io::Read;
 use std::net::TcpListener;
 
 use freeway_sandbox::{
-    Capabilities, Category, ExecRequest, Isolation, OnMissing, Sandbox, SandboxConfig,
-    SandboxError, probe,
+    Category, ExecRequest, Isolation, OnMissing, Sandbox, SandboxConfig, SandboxError, probe,
 };
 
-use crate::support::{config, sandbox, workspace};
+use crate::support::{config, sandbox, without, workspace};
 
 fn outside_path(tag: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("fw-outside-{tag}-{}", std::process::id()))
@@ -56,6 +55,50 @@ async fn workspace_and_private_tmp_are_writable() {
     assert_eq!(r.exit_code, Some(0), "{}", r.stderr);
     assert_eq!(r.stdout, "a\nb\n");
     assert!(sb.config().workspace.join("inside.txt").exists());
+}
+
+#[tokio::test]
+async fn a_temp_dir_is_private_to_its_run() {
+    async fn dirs(sb: &Sandbox, script: &str) -> freeway_sandbox::ExecResult {
+        let req = ExecRequest::shell(script).with_isolation(Isolation::FullAccess);
+        sb.run(req).await.unwrap()
+    }
+    let sb = sandbox();
+    // An empty temp dir is handed on: the next run gets the same path, still empty and 0700,
+    // even after a full-access run opened it up.
+    let first = dirs(&sb, "echo \"$TMPDIR\"; chmod 777 \"$TMPDIR\"").await;
+    let second = dirs(
+        &sb,
+        "echo \"$TMPDIR\"; stat -c %a \"$TMPDIR\"; ls -A \"$TMPDIR\" | wc -l",
+    )
+    .await;
+    let lines: Vec<&str> = second.stdout.lines().collect();
+    assert_eq!(lines[0], first.stdout.trim(), "reused");
+    assert_eq!(&lines[1..], ["700", "0"], "{}", second.stdout);
+    // One that holds something is removed and never seen again.
+    let third = dirs(&sb, "echo \"$TMPDIR\"; echo secret > \"$TMPDIR/left\"").await;
+    let path = third.stdout.trim().to_owned();
+    assert!(!std::path::Path::new(&path).exists(), "{path} removed");
+    let fourth = dirs(&sb, "echo \"$TMPDIR\"; ls -A \"$TMPDIR\" | wc -l").await;
+    let lines: Vec<&str> = fourth.stdout.lines().collect();
+    assert_ne!(lines[0], path);
+    assert_eq!(lines[1], "0");
+    // A symlink put in its place is not followed: the dir is not reused and the target stays.
+    let target = workspace();
+    std::fs::write(target.join("keep"), "x").unwrap();
+    let fifth = dirs(
+        &sb,
+        &format!(
+            "d=\"$TMPDIR\"; echo \"$d\"; rmdir \"$d\" && ln -s {} \"$d\"",
+            target.display()
+        ),
+    )
+    .await;
+    assert_eq!(fifth.exit_code, Some(0), "{}", fifth.stderr);
+    let sixth = dirs(&sb, "echo \"$TMPDIR\"").await;
+    assert_ne!(sixth.stdout, fifth.stdout);
+    assert!(target.join("keep").exists());
+    assert!(!std::path::Path::new(fifth.stdout.trim()).exists());
 }
 
 #[tokio::test]
@@ -207,17 +250,6 @@ async fn environment_is_scrubbed_to_the_allow_list() {
     req.env.insert("GIVEN".into(), "yes".into());
     let r = sb.run(req).await.unwrap();
     assert_eq!(r.stdout, "[]\n[yes]\npath\n");
-}
-
-fn without(caps: &Capabilities, name: &str) -> Capabilities {
-    let mut caps = caps.clone();
-    for m in &mut caps.mechanisms {
-        if m.name == name {
-            m.available = false;
-            m.detail = "disabled by the test".into();
-        }
-    }
-    caps
 }
 
 #[tokio::test]

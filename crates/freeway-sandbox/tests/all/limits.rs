@@ -1,8 +1,9 @@
-//! Resource limits: fork bombs stay bounded, memory hogs fail, CPU and file size are capped.
+//! Resource limits: fork bombs stay bounded, memory hogs are killed (or fail to allocate without
+//! a memory cgroup), CPU and file size are capped.
 
-use freeway_sandbox::{Category, ExecRequest, LimitHit, Limits, Sandbox, SandboxConfig};
+use freeway_sandbox::{Category, ExecRequest, LimitHit, Limits, Sandbox, SandboxConfig, probe};
 
-use crate::support::{config, live_in_group};
+use crate::support::{config, live_in_group, without};
 
 fn limited(limits: Limits) -> Sandbox {
     Sandbox::new(SandboxConfig {
@@ -25,6 +26,10 @@ async fn fork_bomb_stays_bounded_and_leaves_nothing_behind() {
         .unwrap();
     assert_eq!(r.limit_hit, Some(LimitHit::Processes), "{r:?}");
     assert!(live_in_group(r.pid).is_empty());
+    // The emptied cgroup serves the next run, which must not inherit the verdict.
+    let next = sb.run(ExecRequest::shell("true")).await.unwrap();
+    assert_eq!(next.exit_code, Some(0));
+    assert_eq!(next.limit_hit, None, "{next:?}");
 }
 
 #[tokio::test]
@@ -55,12 +60,80 @@ async fn python_fork_loop_hits_the_process_limit() {
     assert_eq!(r.diagnosis.unwrap().category, Category::ProcessLimit);
 }
 
+/// Touches 1 GiB a page at a time, printing how far it got.
+const MEMORY_HOG: &str = "\
+chunks = []
+for i in range(1024):
+    chunks.append(bytearray(1024 * 1024))
+    if i % 64 == 0:
+        print(i, flush=True)
+print('allocated')
+";
+
 #[tokio::test]
-async fn memory_hog_is_stopped() {
+async fn memory_hog_is_killed_by_its_memory_cgroup() {
     let sb = limited(Limits {
-        memory_bytes: Some(512 << 20),
+        memory_bytes: Some(128 << 20),
         ..Limits::default()
     });
+    assert!(
+        sb.capabilities().has("cgroup_memory"),
+        "this machine has a memory cgroup: {:?}",
+        sb.capabilities().get("cgroup_memory")
+    );
+    let r = sb
+        .run(ExecRequest::code("python", MEMORY_HOG))
+        .await
+        .unwrap();
+    assert_eq!(r.signal, Some(9), "{r:?}");
+    assert_eq!(r.limit_hit, Some(LimitHit::Memory), "{r:?}");
+    assert!(!r.stdout.contains("allocated"));
+    // It got some way first: the limit is on resident memory, not on reservations.
+    assert!(r.stdout.contains("64"), "{}", r.stdout);
+    assert!(r.max_rss_kb < 160 * 1024, "{r:?}");
+    let d = r.diagnosis.unwrap();
+    assert_eq!(d.category, Category::OutOfMemory);
+    assert!(d.evidence[0].contains("OOM killer"), "{d:?}");
+    assert!(d.suggestions[0].contains("limits.memory_bytes"), "{d:?}");
+    // The emptied cgroup serves the next run, which must not inherit the verdict.
+    let next = sb.run(ExecRequest::shell("true")).await.unwrap();
+    assert_eq!(next.limit_hit, None, "{next:?}");
+}
+
+#[tokio::test]
+async fn memory_limit_counts_resident_memory_not_reservations() {
+    // 4 GiB of address space reserved and never touched, under a 256 MiB limit: an
+    // address-space limit would refuse it, the memory cgroup lets it through.
+    let sb = limited(Limits {
+        memory_bytes: Some(256 << 20),
+        ..Limits::default()
+    });
+    let r = sb
+        .run(ExecRequest::code(
+            "python",
+            "import mmap\nm = mmap.mmap(-1, 4 << 30)\nm[0] = 1\nprint('reserved')",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, Some(0), "{r:?}");
+    assert_eq!(r.stdout.trim(), "reserved");
+}
+
+#[tokio::test]
+async fn without_a_memory_cgroup_the_address_space_is_limited() {
+    let caps = without(&probe(), "cgroup_memory");
+    let sb = Sandbox::with_capabilities(
+        SandboxConfig {
+            limits: Limits {
+                memory_bytes: Some(512 << 20),
+                ..Limits::default()
+            },
+            default_rules: false,
+            ..config()
+        },
+        caps,
+    )
+    .unwrap();
     let r = sb
         .run(ExecRequest::code(
             "python",
@@ -69,6 +142,10 @@ async fn memory_hog_is_stopped() {
         .await
         .unwrap();
     assert_ne!(r.exit_code, Some(0));
+    assert_eq!(
+        r.limit_hit, None,
+        "RLIMIT_AS makes the allocation fail: {r:?}"
+    );
     assert!(!r.stdout.contains("allocated"));
     let d = r.diagnosis.unwrap();
     assert_eq!(d.category, Category::OutOfMemory);

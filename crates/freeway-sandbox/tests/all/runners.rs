@@ -145,6 +145,7 @@ fn probe_reports_the_mechanisms_this_kernel_offers() {
         "landlock_net",
         "seccomp",
         "cgroup_pids",
+        "cgroup_memory",
         "rlimit_nproc",
     ] {
         assert!(caps.get(name).is_some(), "{name}");

@@ -114,6 +114,7 @@ pub fn response_body(outcome: &Outcome) -> impl Serialize + '_ {
             LimitHit::Cpu => "cpu",
             LimitHit::FileSize => "file_size",
             LimitHit::Processes => "processes",
+            LimitHit::Memory => "memory",
         }),
     }
 }

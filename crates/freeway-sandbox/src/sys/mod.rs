@@ -1,14 +1,14 @@
-//! Thin wrappers over the Linux system calls the sandbox needs, and the code that runs in the
-//! child between `fork` and `exec`. All `unsafe` of the crate lives here.
+//! Thin wrappers over the Linux system calls the sandbox needs, the code that runs in the child
+//! between clone and `exec`, and [`spawn`] itself. All `unsafe` of the crate lives here.
 #![allow(
     unsafe_code,
-    reason = "raw system calls (pidfd, wait4, kill, rlimits, Landlock, seccomp) and pre_exec"
+    reason = "raw system calls (clone, pidfd, wait4, kill, rlimits, Landlock, seccomp)"
 )]
+
+pub(crate) mod spawn;
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::Command;
 use std::sync::Arc;
 
 use seccompiler::BpfProgram;
@@ -24,37 +24,45 @@ pub(crate) type Resource = libc::c_int;
 pub(crate) struct ChildSetup {
     /// `(resource, limit)` pairs for `setrlimit`, soft = hard.
     pub rlimits: Vec<(Resource, u64)>,
-    /// `cgroup.procs` of the run's cgroup, open for writing; the child writes `0` to join.
-    pub cgroup_procs: Option<OwnedFd>,
+    /// `cgroup.procs` of the run's cgroups (one per v1 hierarchy), open for writing; the child
+    /// writes `0` to each to join.
+    pub cgroup_procs: Vec<Arc<OwnedFd>>,
     /// Landlock rulesets to restrict self with, one layer each.
     pub landlock: Vec<Arc<OwnedFd>>,
     /// A compiled seccomp filter.
     pub seccomp: Option<Arc<BpfProgram>>,
 }
 
-/// Install `setup` to run in the child of `cmd` between fork and exec.
-pub(crate) fn install(cmd: &mut Command, setup: ChildSetup) {
-    let child_setup = setup;
-    // SAFETY: the closure runs in the forked child before exec. It only reads memory prepared in
-    // the parent (no allocation, no locks) and makes async-signal-safe system calls: setsid,
-    // write, setrlimit, close_range, prctl, landlock_restrict_self, seccomp. Errors are returned
-    // as raw OS errors, which does not allocate.
-    unsafe {
-        cmd.pre_exec(move || apply_in_child(&child_setup));
+/// A system call of the child setup failed: which one, and its errno.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SetupFailure {
+    pub step: &'static str,
+    pub errno: i32,
+}
+
+fn fail(step: &'static str) -> SetupFailure {
+    SetupFailure {
+        step,
+        errno: io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EINVAL),
     }
 }
 
-fn apply_in_child(setup: &ChildSetup) -> io::Result<()> {
+/// Apply `setup` to the calling process. Runs in the child between clone and exec: it only
+/// reads memory prepared by the parent (no allocation, no locks) and makes async-signal-safe
+/// system calls.
+pub(crate) fn apply_in_child(setup: &ChildSetup) -> Result<(), SetupFailure> {
     // SAFETY (whole function): plain system calls on valid arguments owned by `setup`.
     unsafe {
         // New session and process group: timeouts signal the whole group; no controlling tty.
         if libc::setsid() < 0 {
-            return Err(io::Error::last_os_error());
+            return Err(fail("setsid"));
         }
-        if let Some(fd) = &setup.cgroup_procs {
+        for fd in &setup.cgroup_procs {
             let zero = b"0";
             if libc::write(fd.as_raw_fd(), zero.as_ptr().cast(), 1) < 0 {
-                return Err(io::Error::last_os_error());
+                return Err(fail("joining the run cgroup"));
             }
         }
         for &(resource, limit) in &setup.rlimits {
@@ -63,7 +71,7 @@ fn apply_in_child(setup: &ChildSetup) -> io::Result<()> {
                 rlim_max: limit,
             };
             if libc::setrlimit(resource, &lim) < 0 {
-                return Err(io::Error::last_os_error());
+                return Err(fail("setrlimit"));
             }
         }
         // Descriptors the server forgot to mark close-on-exec (sockets!) must not leak into the
@@ -77,11 +85,11 @@ fn apply_in_child(setup: &ChildSetup) -> io::Result<()> {
         if (!setup.landlock.is_empty() || setup.seccomp.is_some())
             && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0
         {
-            return Err(io::Error::last_os_error());
+            return Err(fail("prctl(PR_SET_NO_NEW_PRIVS)"));
         }
         for fd in &setup.landlock {
             if libc::syscall(libc::SYS_landlock_restrict_self, fd.as_raw_fd(), 0u32) < 0 {
-                return Err(io::Error::last_os_error());
+                return Err(fail("landlock_restrict_self"));
             }
         }
         if let Some(prog) = &setup.seccomp {
@@ -96,7 +104,7 @@ fn apply_in_child(setup: &ChildSetup) -> io::Result<()> {
                 &raw const fprog,
             ) < 0
             {
-                return Err(io::Error::last_os_error());
+                return Err(fail("seccomp(SET_MODE_FILTER)"));
             }
         }
     }

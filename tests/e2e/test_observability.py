@@ -137,6 +137,9 @@ def test_metrics_count_known_traffic(base, oai):
 
 def test_open_streams_are_counted_until_they_end(base):
     route = {"http_route": "/v1/chat/completions"}
+    ops = "gen_ai_client_operation_duration_seconds_count"
+    cancelled = {"freeway_target": "openai/hang-midstream", "error_type": "cancelled"}
+    before = value(scrape(base), ops, **cancelled)
     body = {"model": "openai/hang-midstream", "messages": ask(), "stream": True}
     with httpx.Client(timeout=10) as client:
         with client.stream("POST", base + "/v1/chat/completions", json=body, headers=AUTH) as r:
@@ -149,6 +152,8 @@ def test_open_streams_are_counted_until_they_end(base):
     while value(scrape(base), "freeway_active_streams", **route) != 0:
         assert time.monotonic() < deadline, "the stream was never counted as closed"
         time.sleep(0.05)
+    # The call the client walked away from is counted as cancelled, not as a success.
+    assert value(scrape(base), ops, **cancelled) == before + 1
 
 
 def test_every_response_has_a_request_id(base, oai):

@@ -254,6 +254,36 @@ def test_a_stream_span_ends_with_its_last_event(traced):
     assert call.end_time_unix_nano > call.start_time_unix_nano
 
 
+def test_embeddings_and_abandoned_streams_say_how_they_ended(traced):
+    base, spans = traced
+    oai = openai.OpenAI(base_url=base + "/v1", api_key=MASTER_KEY, max_retries=0)
+    trace_id, _, traceparent = new_traceparent()
+    r = oai.embeddings.create(
+        model="openai/text-embedding-3-small", input=["one", "two"],
+        extra_headers={"traceparent": traceparent},
+    )
+    found = spans.of_trace(trace_id, lambda s: len(s) >= 2)
+    server = one(found, "POST /v1/embeddings")
+    call = one(found, "embeddings text-embedding-3-small")
+    assert call.parent_span_id == server.span_id
+    a = attrs(call)
+    assert a["gen_ai.operation.name"] == "embeddings"
+    assert a["gen_ai.usage.input_tokens"] == r.usage.prompt_tokens > 0
+    assert "gen_ai.usage.output_tokens" not in a
+
+    # A client that walks away mid-stream leaves a call marked cancelled, not a success.
+    trace_id, _, traceparent = new_traceparent()
+    body = {"model": "openai/hang-midstream", "stream": True,
+            "messages": [{"role": "user", "content": "hang"}]}
+    headers = {**AUTH, "traceparent": traceparent}
+    with httpx.Client(timeout=10) as client:
+        with client.stream("POST", base + "/v1/chat/completions", json=body, headers=headers) as r:
+            next(r.iter_lines())
+    call = one(spans.of_trace(trace_id, lambda s: len(s) >= 3), "chat hang-midstream")
+    assert attrs(call)["error.type"] == "cancelled"
+    assert call.status.code == trace_pb2.Status.STATUS_CODE_ERROR
+
+
 def test_a_fallback_is_two_calls_under_one_route(traced):
     base, spans = traced
     r = httpx.post(

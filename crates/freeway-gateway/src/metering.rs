@@ -10,7 +10,8 @@ use std::time::Instant;
 use freeway_config::BreakerSettings;
 use freeway_types::metrics::Histogram;
 use freeway_types::{
-    ChatResponse, ChatStream, Metrics, ProviderError, StreamEvent, TimeoutPhase, Usage,
+    ChatResponse, ChatStream, EmbeddingResponse, Metrics, ProviderError, StreamEvent, TimeoutPhase,
+    Usage,
 };
 use futures_util::Stream;
 use tracing::Span;
@@ -117,6 +118,18 @@ pub(crate) fn record_answer(span: &Span, answer: &ChatResponse) {
     record_usage(span, &answer.usage);
 }
 
+/// What an embeddings answer tells its call's span: the model and the input tokens (an
+/// embedding has no output tokens).
+pub(crate) fn record_embeddings(span: &Span, answer: &EmbeddingResponse) {
+    if span.is_disabled() {
+        return;
+    }
+    if !answer.model.is_empty() {
+        span.record("gen_ai.response.model", answer.model.as_str());
+    }
+    span.record("gen_ai.usage.input_tokens", answer.usage.input_tokens);
+}
+
 fn record_usage(span: &Span, usage: &Usage) {
     span.record("gen_ai.usage.input_tokens", usage.input_tokens);
     span.record("gen_ai.usage.output_tokens", usage.output_tokens);
@@ -131,6 +144,8 @@ pub(crate) struct StreamMeter {
     pub(crate) started: Instant,
     pub(crate) usage: Option<Usage>,
     pub(crate) error: Option<&'static str>,
+    /// The provider said how the answer ended (a client may stop reading after that).
+    pub(crate) finished: bool,
     /// The call's span, which ends with the stream.
     pub(crate) span: Span,
 }
@@ -206,7 +221,8 @@ impl Stream for Tracked {
                 }
             }
             Some(Ok(StreamEvent::Finish { reason, .. })) => {
-                if let Some(meter) = &this.meter {
+                if let Some(meter) = &mut this.meter {
+                    meter.finished = true;
                     meter
                         .span
                         .record("gen_ai.response.finish_reasons", reason.as_str());
@@ -215,5 +231,19 @@ impl Stream for Tracked {
             Some(Ok(_)) => {}
         }
         Poll::Ready(item)
+    }
+}
+
+impl Drop for Tracked {
+    /// A stream let go of before the provider finished its answer was abandoned by the client:
+    /// its call is counted and traced as `error.type = "cancelled"`, not as a success.
+    fn drop(&mut self) {
+        if let Some(meter) = &mut self.meter
+            && !self.done
+            && !meter.finished
+            && meter.error.is_none()
+        {
+            meter.error = Some("cancelled");
+        }
     }
 }

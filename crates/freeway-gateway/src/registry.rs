@@ -23,7 +23,9 @@ use tracing::{Instrument, Span};
 use crate::cache::{self, CacheMode, CacheStats, CacheStatus, CachedAnswer, ResponseCache};
 use crate::classify::Classifier;
 use crate::health::{Health, InFlight, TargetHealth, TargetSnapshot};
-use crate::metering::{Operation, StreamMeter, Tracked, call_span, operation, record_answer};
+use crate::metering::{
+    Operation, StreamMeter, Tracked, call_span, operation, record_answer, record_embeddings,
+};
 use crate::models::ModelCatalog;
 use crate::pricing::PriceTable;
 
@@ -495,6 +497,7 @@ impl Gateway {
                 started: attempt.started,
                 usage: None,
                 error: None,
+                finished: false,
                 span: attempt.span,
             }),
         };
@@ -527,6 +530,7 @@ impl Gateway {
             })
             .await?;
         self.count_usage(&attempt.target, &attempt.value.usage);
+        record_embeddings(&attempt.span, &attempt.value);
         Ok(Served {
             value: attempt.value,
             target: attempt.target.id,

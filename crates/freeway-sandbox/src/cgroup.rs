@@ -260,10 +260,12 @@ impl CgroupPool {
     /// The run is over: SIGKILL whatever is left of it, then keep the empty cgroup for the
     /// next run, or remove it when enough are idle (or it would not empty).
     pub async fn release(&self, mut run: RunCgroup) {
-        let emptied = run.kill_all().await;
-        if emptied && self.idle().len() < MAX_IDLE {
-            self.idle().push(run);
-            return;
+        if run.kill_all().await {
+            let mut idle = self.idle();
+            if idle.len() < MAX_IDLE {
+                idle.push(run);
+                return;
+            }
         }
         run.remove().await;
     }

@@ -485,10 +485,10 @@ impl Sandbox {
         network_denied: bool,
         degraded: Vec<String>,
     ) -> ExecResult {
-        let (code, what) = if err.kind() == std::io::ErrorKind::NotFound {
-            (127, "command not found")
-        } else {
-            (126, "Permission denied")
+        let (code, what) = match err.kind() {
+            std::io::ErrorKind::NotFound => (127, "command not found"),
+            std::io::ErrorKind::PermissionDenied => (126, "Permission denied"),
+            _ => (126, "cannot execute: Exec format error"),
         };
         ExecResult {
             exit_code: Some(code),
@@ -512,9 +512,11 @@ impl Sandbox {
     }
 }
 
+/// The program could not be executed as a shell would report it (127 or 126), rather than a
+/// failure of the sandbox.
 fn is_not_found_or_denied(e: &std::io::Error) -> bool {
     matches!(
         e.kind(),
         std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
-    )
+    ) || e.raw_os_error() == Some(libc::ENOEXEC)
 }

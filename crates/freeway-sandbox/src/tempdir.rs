@@ -73,14 +73,14 @@ impl TempDirs {
     pub async fn release(&self, dir: TempDir) {
         let empty = fs::read_dir(dir.path()).is_ok_and(|mut entries| entries.next().is_none());
         let is_dir = fs::symlink_metadata(dir.path()).is_ok_and(|m| m.is_dir());
-        if empty && is_dir && self.idle().len() < MAX_IDLE {
-            let path = dir.0.clone();
-            std::mem::forget(dir);
-            self.idle().push(path);
-            return;
+        let path = dir.into_path();
+        if empty && is_dir {
+            let mut idle = self.idle();
+            if idle.len() < MAX_IDLE {
+                idle.push(path);
+                return;
+            }
         }
-        let path = dir.0.clone();
-        std::mem::forget(dir);
         if fs::remove_dir(&path).is_err() {
             let _ = tokio::fs::remove_dir_all(&path).await;
         }
@@ -102,6 +102,13 @@ pub(crate) struct TempDir(PathBuf);
 impl TempDir {
     pub fn path(&self) -> &Path {
         &self.0
+    }
+
+    /// The path, no longer removed on drop.
+    fn into_path(self) -> PathBuf {
+        let path = self.0.clone();
+        std::mem::forget(self);
+        path
     }
 }
 

@@ -198,3 +198,49 @@ async fn full_access_still_controls_the_process_group() {
     assert!(r.timed_out);
     assert!(live_in_group(r.pid).is_empty());
 }
+
+#[tokio::test]
+async fn programs_that_cannot_start_answer_like_a_shell() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = sandbox();
+    let ws = &sb.config().workspace;
+    let missing = sb
+        .run(ExecRequest::argv(["no-such-program-xyz"]))
+        .await
+        .unwrap();
+    assert_eq!(missing.exit_code, Some(127), "{missing:?}");
+    assert!(
+        missing.stderr.contains("command not found"),
+        "{}",
+        missing.stderr
+    );
+
+    // Executable bit without a format the kernel knows.
+    let junk = ws.join("junk");
+    std::fs::write(&junk, [0u8, 1, 2, 3, 4, 5, 6, 7]).unwrap();
+    std::fs::set_permissions(&junk, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let r = sb
+        .run(ExecRequest::argv([junk.display().to_string()]))
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, Some(126), "{r:?}");
+    assert!(r.stderr.contains("Exec format error"), "{}", r.stderr);
+
+    // No executable bit.
+    let plain = ws.join("plain.sh");
+    std::fs::write(&plain, "#!/bin/sh\necho hi\n").unwrap();
+    let r = sb
+        .run(ExecRequest::argv([plain.display().to_string()]))
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, Some(126), "{r:?}");
+    assert!(r.stderr.contains("Permission denied"), "{}", r.stderr);
+
+    // An argument with a NUL byte is the caller's mistake.
+    let err = sb
+        .run(ExecRequest::argv(["echo", "a\0b"]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status_code(), 400, "{err}");
+    assert!(err.to_string().contains("NUL"), "{err}");
+}

@@ -227,6 +227,29 @@ impl Store {
     }
 }
 
+/// Rows per multi-row INSERT: 16 columns × 50 stays far below the bind-parameter limits of
+/// SQLite (32,766) and PostgreSQL (65,535).
+pub(crate) const ROWS_PER_INSERT: usize = 50;
+
+/// `head VALUES ($1, …, $columns), (…), …` for `rows` rows.
+pub(crate) fn multi_row_insert(head: &str, columns: usize, rows: usize) -> String {
+    let mut sql = String::with_capacity(head.len() + 8 + rows * columns * 5);
+    sql.push_str(head);
+    sql.push_str(" VALUES ");
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(row * columns + column + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 /// Appends within a transaction the caller commits. Touching `audit_head` first takes the
 /// write lock (SQLite) or the row lock (PostgreSQL), so concurrent appenders queue up.
 pub(crate) async fn append_in(
@@ -236,16 +259,15 @@ pub(crate) async fn append_in(
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
-        .execute(&mut **tx)
-        .await?;
-    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+    // One statement both locks the head and reads it.
+    let head = sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
         .fetch_one(&mut **tx)
         .await?;
     let mut seq: i64 = head.try_get("seq")?;
     let mut prev_hash: String = head.try_get("hash")?;
     let at = now_ms();
     let mut entries = Vec::with_capacity(events.len());
+    let mut details = Vec::with_capacity(events.len());
     for event in events {
         seq += 1;
         let detail = serde_json::to_string(&event.detail)
@@ -260,21 +282,6 @@ pub(crate) async fn append_in(
             &detail,
         );
         let hash = chain(&prev_hash, &text);
-        sqlx::query(
-            "INSERT INTO audit_log (seq, at, actor, team_id, action, target, detail, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(seq)
-        .bind(at)
-        .bind(&event.actor)
-        .bind(&event.team_id)
-        .bind(&event.action)
-        .bind(&event.target)
-        .bind(&detail)
-        .bind(&prev_hash)
-        .bind(&hash)
-        .execute(&mut **tx)
-        .await?;
         entries.push(AuditEntry {
             seq,
             at,
@@ -286,6 +293,33 @@ pub(crate) async fn append_in(
             prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
             hash,
         });
+        details.push(detail);
+    }
+    // Many rows per statement: each statement is a round trip (for SQLite, a hop to its
+    // worker thread), which would otherwise cost more than the rows.
+    for (chunk, details) in entries
+        .chunks(ROWS_PER_INSERT)
+        .zip(details.chunks(ROWS_PER_INSERT))
+    {
+        let sql = multi_row_insert(
+            "INSERT INTO audit_log (seq, at, actor, team_id, action, target, detail, prev_hash, hash)",
+            9,
+            chunk.len(),
+        );
+        let mut query = sqlx::query(&sql);
+        for (e, detail) in chunk.iter().zip(details) {
+            query = query
+                .bind(e.seq)
+                .bind(e.at)
+                .bind(&e.actor)
+                .bind(&e.team_id)
+                .bind(&e.action)
+                .bind(&e.target)
+                .bind(detail)
+                .bind(&e.prev_hash)
+                .bind(&e.hash);
+        }
+        query.execute(&mut **tx).await?;
     }
     sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
         .bind(seq)
@@ -308,4 +342,21 @@ fn entry_from_row(row: &AnyRow) -> Result<AuditEntry> {
         prev_hash: row.try_get("prev_hash")?,
         hash: row.try_get("hash")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_row_inserts_number_every_parameter_once() {
+        assert_eq!(
+            multi_row_insert("INSERT INTO t (a, b)", 2, 3),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4), ($5, $6)"
+        );
+        assert_eq!(
+            multi_row_insert("INSERT INTO t (a)", 1, 1),
+            "INSERT INTO t (a) VALUES ($1)"
+        );
+    }
 }

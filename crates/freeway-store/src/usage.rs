@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::Row;
 
-use crate::audit::{AuditEvent, append_in};
+use crate::audit::{AuditEvent, ROWS_PER_INSERT, append_in, multi_row_insert};
 use crate::time::date_of_day;
 use crate::{Result, Scope, Store};
 
@@ -105,31 +105,35 @@ impl Store {
         }
         let _guard = self.audit_lock.lock().await;
         let mut tx = self.pool().begin().await?;
-        for r in records {
-            sqlx::query(
+        for chunk in records.chunks(ROWS_PER_INSERT) {
+            let sql = multi_row_insert(
                 "INSERT INTO usage_ledger (at, request_id, team_id, key_id, endpoint, model, target, \
                  provider, status, input_tokens, output_tokens, cached_tokens, cost_nanos, estimated, \
-                 cache_hit, latency_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-            )
-            .bind(r.at)
-            .bind(&r.request_id)
-            .bind(&r.team_id)
-            .bind(&r.key_id)
-            .bind(r.endpoint)
-            .bind(&r.model)
-            .bind(&r.target)
-            .bind(r.provider())
-            .bind(i64::from(r.status))
-            .bind(clamp(r.input_tokens))
-            .bind(clamp(r.output_tokens))
-            .bind(clamp(r.cached_tokens))
-            .bind(r.cost_nanos)
-            .bind(i64::from(r.estimated))
-            .bind(i64::from(r.cache_hit))
-            .bind(clamp(r.latency_ms))
-            .execute(&mut *tx)
-            .await?;
+                 cache_hit, latency_ms)",
+                16,
+                chunk.len(),
+            );
+            let mut query = sqlx::query(&sql);
+            for r in chunk {
+                query = query
+                    .bind(r.at)
+                    .bind(&r.request_id)
+                    .bind(&r.team_id)
+                    .bind(&r.key_id)
+                    .bind(r.endpoint)
+                    .bind(&r.model)
+                    .bind(&r.target)
+                    .bind(r.provider())
+                    .bind(i64::from(r.status))
+                    .bind(clamp(r.input_tokens))
+                    .bind(clamp(r.output_tokens))
+                    .bind(clamp(r.cached_tokens))
+                    .bind(r.cost_nanos)
+                    .bind(i64::from(r.estimated))
+                    .bind(i64::from(r.cache_hit))
+                    .bind(clamp(r.latency_ms));
+            }
+            query.execute(&mut *tx).await?;
         }
         let events = records
             .iter()

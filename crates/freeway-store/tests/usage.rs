@@ -151,6 +151,53 @@ on_both!(each_request_is_also_in_the_audit_chain, |store| {
     assert!(store.verify_audit().await.unwrap().ok);
 });
 
+on_both!(
+    a_large_batch_is_written_whole_and_chained_in_order,
+    |store| {
+        let a = team(store, "alpha").await.id;
+        let now = now_ms();
+        // More rows than one multi-row INSERT takes (50): the chunks must join into one chain.
+        let batch: Vec<UsageRecord> = (0..123)
+            .map(|i| record(&a, &format!("k{i}"), "openai/gpt-4.1", 10 + i, now, 200))
+            .collect();
+        store.record_usage(&batch).await.unwrap();
+        store.record_usage(&batch[..1]).await.unwrap();
+        let by_key = store
+            .usage(
+                Scope::All,
+                &UsageQuery {
+                    group_by: GroupBy::Key,
+                    since_ms: None,
+                    until_ms: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(by_key.len(), 123);
+        let total: i64 = by_key.iter().map(|r| r.requests).sum();
+        assert_eq!(total, 124);
+        let entries = store
+            .audit(
+                Scope::All,
+                &freeway_store::AuditQuery {
+                    limit: Some(500),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let audited: Vec<String> = entries
+            .iter()
+            .filter(|e| e.action == "request")
+            .map(|e| e.actor.clone())
+            .collect();
+        let expected: Vec<String> = (0..123).chain([0]).map(|i| format!("key:k{i}")).collect();
+        assert_eq!(audited, expected, "one entry per row, in the batch's order");
+        let verified = store.verify_audit().await.unwrap();
+        assert!(verified.ok, "{verified:?}");
+    }
+);
+
 #[tokio::test]
 async fn reopening_a_sqlite_file_keeps_its_rows() {
     let fresh = crate::support::sqlite().await;

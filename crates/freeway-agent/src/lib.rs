@@ -23,8 +23,8 @@ pub use approval::{ApprovalRequest, ApproveAll, Approver, Decision, DenyAll, Pen
 pub use event::{Event, StopReason};
 pub use mcp::{McpServer, McpStatus};
 pub use model::{GatewayModel, ModelClient, ModelError, ModelStream};
-pub use record::{Context, Record};
-pub use runtime::{AgentError, Owner, Runtime, SessionOptions, Turn, TurnOutcome};
+pub use record::{Context, Measured, Record};
+pub use runtime::{AgentError, Claim, Owner, Runtime, SessionOptions, Turn, TurnOutcome};
 pub use spec::{AgentSpec, DEFAULT_TOOLS, agents_from_config};
 pub use tool::{Tool, ToolContext, ToolError, ToolKind, ToolOutput, parse_args};
 pub use workspace::Workspace;

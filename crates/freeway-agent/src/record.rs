@@ -3,7 +3,7 @@
 //! Items are appended, never rewritten: compaction adds a summary that hides older messages
 //! from the model's context while they stay in the session.
 
-use freeway_store::{NewItem, SessionItem};
+use freeway_store::{NewItem, Scope, SessionItem, Store, StoreError};
 use freeway_types::{Message, Usage};
 use serde::{Deserialize, Serialize};
 
@@ -106,22 +106,68 @@ pub struct Context {
     pub summary: Option<String>,
     /// Messages with their sequence numbers, oldest first.
     pub messages: Vec<(i64, Message)>,
+    /// What the provider counted for the newest request made from this context.
+    pub measured: Option<Measured>,
+}
+
+/// A provider's count of a request's input: the first `messages` of the context (with the
+/// system prompt and tools) came to `input_tokens`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Measured {
+    pub messages: usize,
+    pub input_tokens: u64,
 }
 
 impl Context {
+    /// The context of a session, read from its latest compaction on: the items a compaction
+    /// hid are not read again, so a turn's start costs what the context holds, not the whole
+    /// history.
+    pub async fn load(
+        store: &Store,
+        scope: Scope<'_>,
+        session_id: &str,
+    ) -> Result<Self, StoreError> {
+        let after = match store.last_item(scope, session_id, "compaction").await? {
+            Some(item) => match Record::from_item(&item) {
+                Some(Record::Compaction(c)) => c.upto_seq,
+                // Unreadable here: read everything, as from_items would see it.
+                _ => 0,
+            },
+            None => 0,
+        };
+        let items = store.items(scope, session_id, after, None).await?;
+        Ok(Context::from_items(&items))
+    }
+
     pub fn from_items(items: &[SessionItem]) -> Self {
         let mut context = Context::default();
         for item in items {
             match Record::from_item(item) {
-                Some(Record::Message(m)) => context.messages.push((item.seq, m.message)),
+                Some(Record::Message(m)) => context.push(item.seq, m.message, m.usage.as_ref()),
                 Some(Record::Compaction(c)) => {
                     context.messages.retain(|(seq, _)| *seq > c.upto_seq);
                     context.summary = Some(c.summary);
+                    // The request it measured no longer matches the context.
+                    context.measured = None;
                 }
                 Some(Record::Turn(_)) | None => {}
             }
         }
         context
+    }
+
+    /// Appends a message; an assistant message's `usage` is the provider's count of the
+    /// request that produced it, which held every message before it.
+    pub fn push(&mut self, seq: i64, message: Message, usage: Option<&Usage>) {
+        if let (Message::Assistant { .. }, Some(usage)) = (&message, usage)
+            && usage.input_tokens > 0
+        {
+            self.measured = Some(Measured {
+                messages: self.messages.len(),
+                input_tokens: usage.input_tokens,
+            });
+        }
+        self.messages.push((seq, message));
     }
 
     /// Tool calls of the last assistant message that never got a result (the process stopped

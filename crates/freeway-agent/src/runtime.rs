@@ -6,13 +6,14 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use freeway_gateway::pricing::PriceTable;
 use freeway_gateway::tokens;
 use freeway_sandbox::Sandbox;
 use freeway_store::{
-    NewSession, Scope, Session, SessionChange, SessionStatus, SessionUsage, Store, StoreError,
+    NewSession, Scope, Session, SessionChange, SessionLease, SessionUsage, Store, StoreError,
+    now_ms,
 };
 use freeway_types::{
     ChatRequest, ContentPart, FinishReason, Message, Metrics, StreamAccumulator, StreamEvent,
@@ -36,6 +37,12 @@ use crate::workspace::Workspace;
 
 mod calls;
 
+/// How long a turn's lease on its session lasts unless renewed: how soon a session whose
+/// instance died mid-turn can run again elsewhere.
+const LEASE_TTL: Duration = Duration::from_secs(30);
+/// How often a running turn renews its lease.
+const LEASE_RENEW: Duration = Duration::from_secs(10);
+
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     #[error("no agent named `{0}`; configure it under [[agents]] or use one of: {1}")]
@@ -55,6 +62,7 @@ impl AgentError {
             AgentError::Invalid(_) => 400,
             AgentError::Busy(_) => 409,
             AgentError::Store(StoreError::NotFound { .. }) => 404,
+            AgentError::Store(StoreError::Busy { .. }) => 409,
             AgentError::Store(StoreError::Invalid(_)) => 400,
             AgentError::Store(_) => 500,
         }
@@ -127,8 +135,45 @@ pub struct Runtime {
     agents: BTreeMap<String, AgentSpec>,
     /// `[[mcp_servers]]`, connected or not.
     mcp: Vec<McpStatus>,
-    running: Mutex<HashSet<String>>,
+    /// Sessions with a turn in this process; the store's lease covers other processes.
+    running: Arc<Mutex<HashSet<String>>>,
     metrics: Arc<Metrics>,
+}
+
+/// A session held for one turn, from [`Runtime::claim`]: in this process and, through a
+/// lease in the store, against every other instance on the same database.
+pub struct Claim {
+    local: LocalClaim,
+    lease: SessionLease,
+    store: Store,
+    released: bool,
+}
+
+impl Claim {
+    pub fn session_id(&self) -> &str {
+        &self.local.id
+    }
+
+    /// Gives the session back at once (without this, dropping the claim does it in the
+    /// background).
+    async fn release(mut self) {
+        self.released = true;
+        if let Err(e) = self.store.release_lease(&self.lease).await {
+            tracing::warn!(session = %self.local.id, error = %e, "could not release a session's lease; it lapses by itself");
+        }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let (store, lease) = (self.store.clone(), self.lease.clone());
+            handle.spawn(async move { store.release_lease(&lease).await });
+        }
+    }
 }
 
 impl Runtime {
@@ -147,7 +192,7 @@ impl Runtime {
             tools: BTreeMap::new(),
             agents: BTreeMap::new(),
             mcp: Vec::new(),
-            running: Mutex::new(HashSet::new()),
+            running: Arc::default(),
             metrics: Arc::default(),
         };
         for tool in crate::tools::builtin() {
@@ -298,6 +343,39 @@ impl Runtime {
         session_id: &str,
         turn: Turn,
     ) -> Result<TurnOutcome, AgentError> {
+        let claim = self.claim(scope, session_id).await?;
+        self.run_claimed(scope, claim, turn).await
+    }
+
+    /// Holds `session_id` for a turn: `Busy` if a turn of it runs here or, by its lease, on
+    /// any instance sharing the store.
+    pub async fn claim(&self, scope: Scope<'_>, session_id: &str) -> Result<Claim, AgentError> {
+        let local = LocalClaim::take(&self.running, session_id)?;
+        let lease = self
+            .store
+            .take_lease(scope, session_id, LEASE_TTL)
+            .await
+            .map_err(|e| match e {
+                StoreError::Busy { .. } => AgentError::Busy(session_id.to_owned()),
+                e => AgentError::Store(e),
+            })?;
+        Ok(Claim {
+            local,
+            lease,
+            store: self.store.clone(),
+            released: false,
+        })
+    }
+
+    /// [`Runtime::run`] for a session already claimed; the claim is given back at the end.
+    pub async fn run_claimed(
+        &self,
+        scope: Scope<'_>,
+        mut claim: Claim,
+        turn: Turn,
+    ) -> Result<TurnOutcome, AgentError> {
+        let session_id = claim.session_id().to_owned();
+        let session_id = session_id.as_str();
         let span = tracing::info_span!(target: freeway_telemetry::TARGET, "turn",
             otel.name = "invoke_agent",
             gen_ai.operation.name = "invoke_agent",
@@ -308,9 +386,10 @@ impl Runtime {
             "error.type" = Empty,
         );
         let outcome = self
-            .run_turn(scope, session_id, turn, &span)
+            .run_turn(scope, &mut claim, turn, &span)
             .instrument(span.clone())
             .await;
+        claim.release().await;
         match &outcome {
             Ok(o) => {
                 span.record("freeway.steps", o.steps);
@@ -329,10 +408,11 @@ impl Runtime {
     async fn run_turn(
         &self,
         scope: Scope<'_>,
-        session_id: &str,
+        claim: &mut Claim,
         turn: Turn,
         span: &tracing::Span,
     ) -> Result<TurnOutcome, AgentError> {
+        let session_id = claim.local.id.as_str();
         let session = self.store.session(scope, session_id).await?;
         let spec = self.agent(&session.agent)?.clone();
         if !span.is_disabled() {
@@ -344,18 +424,13 @@ impl Runtime {
         if turn.input.trim().is_empty() {
             return Err(AgentError::Invalid("the message is empty".to_owned()));
         }
-        let _running = RunningGuard::take(&self.running, session_id)?;
-        self.store
-            .update_session(
-                scope,
-                session_id,
-                &SessionChange {
-                    status: Some(SessionStatus::Running),
-                    title: session.title.is_none().then(|| title_of(&turn.input)),
-                    ..SessionChange::default()
-                },
-            )
-            .await?;
+        if session.title.is_none() {
+            let title = SessionChange {
+                title: Some(title_of(&turn.input)),
+                ..SessionChange::default()
+            };
+            self.store.update_session(scope, session_id, &title).await?;
+        }
         let mut run = TurnRun {
             runtime: self,
             scope,
@@ -368,7 +443,23 @@ impl Runtime {
             usage: Usage::default(),
             cost_nanos: 0,
         };
-        let outcome = run.go().await;
+        let outcome = {
+            let go = run.go();
+            tokio::pin!(go);
+            tokio::select! {
+                outcome = &mut go => outcome,
+                () = keep_lease(&self.store, &mut claim.lease) => {
+                    let _ = turn.events.send(Event::Error {
+                        kind: "lease_lost".to_owned(),
+                        message: format!(
+                            "session {session_id} could not renew its lease and may run elsewhere now; this turn stops"
+                        ),
+                    });
+                    turn.cancel.cancel();
+                    go.await
+                }
+            }
+        };
         let (reason, answer) = match outcome {
             Ok(done) => done,
             Err(e) => {
@@ -403,7 +494,6 @@ impl Runtime {
                 scope,
                 session_id,
                 &SessionChange {
-                    status: Some(SessionStatus::Idle),
                     add: SessionUsage {
                         steps: i64::from(outcome.steps),
                         input_tokens: outcome.usage.input_tokens as i64,
@@ -477,28 +567,46 @@ fn title_of(input: &str) -> String {
     title
 }
 
+/// Renews `lease` until it cannot: returns once another holder has it, or once it lapsed
+/// while the store could not be reached.
+async fn keep_lease(store: &Store, lease: &mut SessionLease) {
+    loop {
+        tokio::time::sleep(LEASE_RENEW).await;
+        match store.renew_lease(lease, LEASE_TTL).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(session = %lease.session_id, error = %e, "could not renew a session's lease");
+                if now_ms() >= lease.until_ms {
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// Marks a session as running in this process for as long as it lives.
-struct RunningGuard<'a> {
-    set: &'a Mutex<HashSet<String>>,
+struct LocalClaim {
+    set: Arc<Mutex<HashSet<String>>>,
     id: String,
 }
 
-impl<'a> RunningGuard<'a> {
-    fn take(set: &'a Mutex<HashSet<String>>, id: &str) -> Result<Self, AgentError> {
+impl LocalClaim {
+    fn take(set: &Arc<Mutex<HashSet<String>>>, id: &str) -> Result<Self, AgentError> {
         let mut running = set
             .lock()
             .map_err(|_| AgentError::Invalid("the runtime's state is poisoned".to_owned()))?;
         if !running.insert(id.to_owned()) {
             return Err(AgentError::Busy(id.to_owned()));
         }
-        Ok(RunningGuard {
-            set,
+        Ok(LocalClaim {
+            set: set.clone(),
             id: id.to_owned(),
         })
     }
 }
 
-impl Drop for RunningGuard<'_> {
+impl Drop for LocalClaim {
     fn drop(&mut self) {
         if let Ok(mut running) = self.set.lock() {
             running.remove(&self.id);
@@ -542,9 +650,7 @@ impl TurnRun<'_> {
     }
 
     async fn go(&mut self) -> Result<(StopReason, Option<String>), StoreError> {
-        let store = &self.runtime.store;
-        let items = store.items(self.scope, &self.session.id, 0, None).await?;
-        let mut context = Context::from_items(&items);
+        let mut context = Context::load(&self.runtime.store, self.scope, &self.session.id).await?;
         // A turn cut short by a restart may have left calls unanswered: answer them, or no
         // provider accepts the history.
         let mut records: Vec<MessageRecord> = context
@@ -631,6 +737,7 @@ impl TurnRun<'_> {
                 content: response.content.clone(),
                 tool_calls: response.tool_calls.clone(),
             };
+            // The usage rides on the record, where the context picks up the provider's count.
             self.append_messages(
                 &mut context,
                 vec![MessageRecord {
@@ -686,7 +793,7 @@ impl TurnRun<'_> {
         let seqs = self.append(&records).await?;
         for (seq, record) in seqs.into_iter().zip(records) {
             if let Record::Message(m) = record {
-                context.messages.push((seq, m.message));
+                context.push(seq, m.message, m.usage.as_ref());
             }
         }
         Ok(())
@@ -764,10 +871,6 @@ impl TurnRun<'_> {
     ) -> Result<(), StoreError> {
         let window = u64::from(self.spec.context_window);
         let model = &self.session.model;
-        let (before, _) = tokens::estimate_request(model, &self.request(context, tools));
-        if (before as f64) < window as f64 * compaction::TRIGGER {
-            return Ok(());
-        }
         let per_message = |m: &Message| {
             let request = ChatRequest {
                 messages: vec![m.clone()],
@@ -775,6 +878,21 @@ impl TurnRun<'_> {
             };
             tokens::estimate_request(model, &request).0
         };
+        // The provider's count of the last request plus an estimate of what came after it:
+        // counting the whole context again each step would cost more the longer it grows.
+        let before = match context.measured {
+            Some(m) if m.messages <= context.messages.len() => {
+                let added: u64 = context.messages[m.messages..]
+                    .iter()
+                    .map(|(_, message)| per_message(message))
+                    .sum();
+                m.input_tokens + added
+            }
+            _ => tokens::estimate_request(model, &self.request(context, tools)).0,
+        };
+        if (before as f64) < window as f64 * compaction::TRIGGER {
+            return Ok(());
+        }
         let keep = (window as f64 * compaction::KEEP) as u64;
         let Some(cut) = compaction::cut_point(&context.messages, per_message, keep) else {
             return Ok(());
@@ -794,6 +912,7 @@ impl TurnRun<'_> {
         let mut after = Context {
             summary: Some(summary.clone()),
             messages: context.messages[cut..].to_vec(),
+            measured: None,
         };
         let (tokens_after, _) = tokens::estimate_request(model, &self.request(&after, tools));
         let record = CompactionRecord {

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use freeway_agent::{
-    AgentSpec, ApproveAll, Event, GatewayModel, Owner, Record, Runtime, SessionOptions, StopReason,
-    Turn,
+    AgentError, AgentSpec, ApproveAll, Context, Event, GatewayModel, Owner, Record, Runtime,
+    SessionOptions, StopReason, Turn,
 };
 use freeway_gateway::Gateway;
 use freeway_gateway::pricing::{Price, PriceTable};
@@ -17,7 +17,7 @@ use freeway_providers::{Auth, HttpSettings, Timeouts};
 use freeway_sandbox::{OnMissing, Sandbox, SandboxConfig};
 use freeway_store::{Scope, Store};
 use freeway_testkit::openai::{StreamShape, stream};
-use freeway_testkit::{Answer, MockToolCall, MockUpstream, Protocol, Reply};
+use freeway_testkit::{Answer, MockToolCall, MockUpstream, MockUsage, Protocol, Reply};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -287,6 +287,65 @@ async fn a_session_resumes_after_a_restart_with_its_history() {
 }
 
 #[tokio::test]
+async fn two_instances_on_one_store_never_run_a_session_at_once() {
+    let s = setup().await;
+    let here = runtime(&s, coder()).await;
+    let there = runtime(&s, coder()).await;
+    let session = new_session(&here, &s, "coder").await;
+
+    let claim = here.claim(Scope::All, &session.id).await.unwrap();
+    let held = there
+        .store()
+        .session(Scope::All, &session.id)
+        .await
+        .unwrap();
+    assert_eq!(held.status, freeway_store::SessionStatus::Running);
+    // The other instance has nothing in memory about it; the lease in the store refuses.
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let refused = there
+        .run(Scope::All, &session.id, Turn::new("me too", tx))
+        .await;
+    assert!(
+        matches!(refused, Err(AgentError::Busy(ref id)) if *id == session.id),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        here.claim(Scope::All, &session.id).await,
+        Err(AgentError::Busy(_))
+    ));
+
+    // The turn runs on the instance that holds the claim and gives the session back.
+    s.upstream.push(step(Answer::text("done")));
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let outcome = here
+        .run_claimed(Scope::All, claim, Turn::new("go", tx))
+        .await
+        .unwrap();
+    assert_eq!(outcome.reason, StopReason::Completed);
+    let idle = there
+        .store()
+        .session(Scope::All, &session.id)
+        .await
+        .unwrap();
+    assert_eq!(idle.status, freeway_store::SessionStatus::Idle);
+    s.upstream.push(step(Answer::text("done there")));
+    let (_, outcome) = turn(&there, &session.id, "and now from there").await;
+    assert_eq!(outcome.answer.as_deref(), Some("done there"));
+
+    // A claim given up without running a turn frees the session too.
+    drop(there.claim(Scope::All, &session.id).await.unwrap());
+    let mut free = false;
+    for _ in 0..100 {
+        if here.claim(Scope::All, &session.id).await.is_ok() {
+            free = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(free, "a dropped claim releases its lease");
+}
+
+#[tokio::test]
 async fn a_turn_cut_between_a_call_and_its_result_resumes_cleanly() {
     let s = setup().await;
     let runtime = runtime(&s, coder()).await;
@@ -402,10 +461,15 @@ async fn compaction_summarizes_old_turns_and_keeps_them_in_the_store() {
     let runtime = runtime(&s, spec).await;
     let session = new_session(&runtime, &s, "coder").await;
     let long = "word ".repeat(1000);
-    // Two long turns fill the window…
-    for i in 0..2 {
-        s.upstream
-            .push(step(Answer::text(format!("answer {i}: {long}"))));
+    // Two long turns fill the window. The provider counts the second request at 3,900
+    // tokens, more than a local count of it (about 3,100) would say…
+    for (i, input) in [1_100, 3_900].into_iter().enumerate() {
+        let answer = Answer::text(format!("answer {i}: {long}")).with_usage(MockUsage {
+            input,
+            output: 1_000,
+            ..MockUsage::default()
+        });
+        s.upstream.push(step(answer));
         turn(&runtime, &session.id, &format!("question {i}: {long}")).await;
     }
     // …so the third compacts first (one summary request), then answers.
@@ -428,6 +492,9 @@ async fn compaction_summarizes_old_turns_and_keeps_them_in_the_store() {
         .expect("a compaction event");
     assert!(compaction.0 >= 2, "{compaction:?}");
     assert!(compaction.2 < compaction.1, "{compaction:?}");
+    // The size that triggered it starts from the provider's count (3,900) and adds the two
+    // messages since (about 1,000 each); a local count of everything would be near 5,100.
+    assert!((5_800..6_200).contains(&compaction.1), "{compaction:?}");
     let requests = s.upstream.requests();
     let summary_request = requests[requests.len() - 2].json().to_string();
     assert!(summary_request.contains("question 0"), "{summary_request}");
@@ -446,6 +513,15 @@ async fn compaction_summarizes_old_turns_and_keeps_them_in_the_store() {
         .unwrap();
     assert!(items.iter().any(|i| i.kind == "compaction"));
     assert!(items.iter().any(|i| i.data.contains("question 0")));
+    // The next turn reads from the compaction on, and sees what reading everything would.
+    let loaded = Context::load(runtime.store(), Scope::All, &session.id)
+        .await
+        .unwrap();
+    assert_eq!(loaded, Context::from_items(&items));
+    assert_eq!(
+        loaded.summary.as_deref(),
+        Some("SUMMARY: two questions were asked.")
+    );
 }
 
 #[tokio::test]

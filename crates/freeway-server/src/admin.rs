@@ -36,6 +36,16 @@ pub fn store_error(e: StoreError) -> ApiError {
             e.to_string(),
         )
         .with_code("conflict"),
+        StoreError::Busy { what, .. } => ApiError::new(
+            StatusCode::CONFLICT,
+            Category::InvalidRequest,
+            e.to_string(),
+        )
+        .with_code(if what == "session" {
+            "session_busy"
+        } else {
+            "busy"
+        }),
         StoreError::Invalid(message) => ApiError::invalid("", message),
         StoreError::Open { .. }
         | StoreError::Migration { .. }

@@ -29,8 +29,8 @@ pub use keys::{KEY_PREFIX, KeyUpdate, NewKey, hash_secret};
 pub use model::{ApiKey, Limits, Period, Principal, Role, Team};
 pub use responses::{NewResponse, StoredResponse};
 pub use sessions::{
-    NewItem, NewSession, Session, SessionChange, SessionItem, SessionQuery, SessionStatus,
-    SessionUsage,
+    NewItem, NewSession, Session, SessionChange, SessionItem, SessionLease, SessionQuery,
+    SessionStatus, SessionUsage,
 };
 pub use teams::{NewTeam, TeamUpdate};
 pub use time::{date_of_day, day_of_date, now_ms, period_end_ms, period_start_ms};
@@ -77,6 +77,12 @@ pub enum StoreError {
     NotFound { what: &'static str, id: String },
     #[error("{what} `{name}` already exists")]
     Conflict { what: &'static str, name: String },
+    #[error("{what} `{id}` is busy: {reason}")]
+    Busy {
+        what: &'static str,
+        id: String,
+        reason: String,
+    },
     #[error("{0}")]
     Invalid(String),
     #[error("no secure random numbers available: {0}")]
@@ -93,6 +99,7 @@ impl StoreError {
             StoreError::Migration { .. } | StoreError::TooNew { .. } => "migration",
             StoreError::NotFound { .. } => "not_found",
             StoreError::Conflict { .. } => "conflict",
+            StoreError::Busy { .. } => "busy",
             StoreError::Invalid(_) => "invalid",
             StoreError::Random(_) => "random",
             StoreError::Database(_) => "database",

@@ -45,6 +45,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0005_response_input_items.sql"),
         postgres: include_str!("../migrations/postgres/0005_response_input_items.sql"),
     },
+    Migration {
+        version: 6,
+        name: "session leases",
+        sqlite: include_str!("../migrations/sqlite/0006_session_leases.sql"),
+        postgres: include_str!("../migrations/postgres/0006_session_leases.sql"),
+    },
 ];
 
 pub(crate) async fn run(store: &Store) -> Result<()> {

@@ -1,6 +1,13 @@
 //! Agent sessions: who owns them, what they cost so far, and the transcript an agent appends
 //! to as it works. Items are numbered 1, 2, 3… per session; their `data` is JSON text whose
 //! meaning belongs to the agent, not the store.
+//!
+//! A turn holds its session through a lease ([`Store::take_lease`]) that lapses unless it is
+//! renewed, so instances sharing one database never run the same session at once and a
+//! crashed instance's session becomes runnable again. A session is `running` exactly while a
+//! lease on it is live.
+
+use std::time::Duration;
 
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -9,8 +16,12 @@ use sqlx::{Any, Row};
 use crate::teams::freeway_id;
 use crate::{Result, Scope, Store, StoreError, time::now_ms};
 
-const COLUMNS: &str = "id, team_id, key_id, agent, model, working_directory, title, status, \
-     parent_id, created_ms, updated_ms, last_seq, steps, input_tokens, output_tokens, cost_nanos";
+const COLUMNS: &str = "id, team_id, key_id, agent, model, working_directory, title, \
+     parent_id, created_ms, updated_ms, last_seq, steps, input_tokens, output_tokens, cost_nanos, \
+     lease_until_ms";
+
+/// No live lease: the condition for taking or deleting a session; `$2` is now.
+const UNLEASED: &str = "(lease_until_ms IS NULL OR lease_until_ms <= $2)";
 
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 500;
@@ -57,6 +68,7 @@ pub struct Session {
     pub model: String,
     pub working_directory: String,
     pub title: Option<String>,
+    /// `Running` while a turn's lease on the session is live, wherever that turn runs.
     pub status: SessionStatus,
     /// The session this one was forked from.
     pub parent_id: Option<String>,
@@ -65,6 +77,10 @@ pub struct Session {
     /// The seq of the newest item; 0 before the first.
     pub last_seq: i64,
     pub usage: SessionUsage,
+    /// When the running turn's lease lapses unless renewed; `None` when none was taken or
+    /// the last was released.
+    #[serde(skip)]
+    pub lease_until_ms: Option<i64>,
 }
 
 /// What a session has used so far; cost in billionths of a USD.
@@ -91,13 +107,23 @@ pub struct SessionItem {
     pub created_ms: i64,
 }
 
-/// A partial update: `None` leaves a field alone; `add` is added to the counters.
+/// A partial update: `None` leaves a field alone; `add` is added to the counters. The status
+/// follows the lease and is not set here.
 #[derive(Debug, Clone, Default)]
 pub struct SessionChange {
-    pub status: Option<SessionStatus>,
     pub title: Option<String>,
     pub model: Option<String>,
     pub add: SessionUsage,
+}
+
+/// A turn's hold on a session, from [`Store::take_lease`] until [`Store::release_lease`] or
+/// until it lapses at `until_ms` without a [`Store::renew_lease`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionLease {
+    pub session_id: String,
+    /// Names the holder; unguessable, so only the holder can renew or release.
+    pub token: String,
+    pub until_ms: i64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -125,6 +151,7 @@ impl Store {
             updated_ms: now,
             last_seq: 0,
             usage: SessionUsage::default(),
+            lease_until_ms: None,
         };
         insert_session(self.pool(), &session).await?;
         Ok(session)
@@ -175,19 +202,105 @@ impl Store {
     }
 
     /// Deletes the session and its items (forks of it stay, naming a parent that is gone).
+    /// `Busy` while a turn holds it, here or on another instance.
     pub async fn delete_session(&self, scope: Scope<'_>, id: &str) -> Result<()> {
         let sql = format!(
-            "DELETE FROM sessions WHERE id = $1{}",
-            team_clause(scope, 2)
+            "DELETE FROM sessions WHERE id = $1 AND {UNLEASED}{}",
+            team_clause(scope, 3)
         );
-        let mut query = sqlx::query(&sql).bind(id);
+        let mut query = sqlx::query(&sql).bind(id).bind(now_ms());
         if let Some(team) = scope.team() {
             query = query.bind(team);
         }
         // The items go by ON DELETE CASCADE.
         match query.execute(self.pool()).await?.rows_affected() {
-            0 => Err(not_found(id)),
+            0 => Err(self.why_not_free(scope, id).await),
             _ => Ok(()),
+        }
+    }
+
+    /// Takes the session for one turn, for `ttl` unless renewed: `Busy` while another lease
+    /// on it is live, wherever its holder runs.
+    pub async fn take_lease(
+        &self,
+        scope: Scope<'_>,
+        id: &str,
+        ttl: Duration,
+    ) -> Result<SessionLease> {
+        let now = now_ms();
+        let lease = SessionLease {
+            session_id: id.to_owned(),
+            token: freeway_id("lse_")?,
+            until_ms: now.saturating_add(ttl_ms(ttl)),
+        };
+        // One conditional write: of two instances racing for the session, one matches.
+        let sql = format!(
+            "UPDATE sessions SET status = 'running', lease_token = $3, lease_until_ms = $4 \
+             WHERE id = $1 AND {UNLEASED}{}",
+            team_clause(scope, 5)
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(id)
+            .bind(now)
+            .bind(&lease.token)
+            .bind(lease.until_ms);
+        if let Some(team) = scope.team() {
+            query = query.bind(team);
+        }
+        match query.execute(self.pool()).await?.rows_affected() {
+            0 => Err(self.why_not_free(scope, id).await),
+            _ => Ok(lease),
+        }
+    }
+
+    /// Extends the lease to `ttl` from now. `false`: it is no longer this holder's, because
+    /// it lapsed and another turn took the session (or the session was deleted after it
+    /// lapsed).
+    pub async fn renew_lease(&self, lease: &mut SessionLease, ttl: Duration) -> Result<bool> {
+        let until = now_ms().saturating_add(ttl_ms(ttl));
+        let renewed = sqlx::query(
+            "UPDATE sessions SET lease_until_ms = $3 WHERE id = $1 AND lease_token = $2",
+        )
+        .bind(&lease.session_id)
+        .bind(&lease.token)
+        .bind(until)
+        .execute(self.pool())
+        .await?
+        .rows_affected()
+            > 0;
+        if renewed {
+            lease.until_ms = until;
+        }
+        Ok(renewed)
+    }
+
+    /// Gives the session back: idle, and free for the next turn. `false` if the lease was no
+    /// longer this holder's (then nothing changes).
+    pub async fn release_lease(&self, lease: &SessionLease) -> Result<bool> {
+        let released = sqlx::query(
+            "UPDATE sessions SET status = 'idle', lease_token = NULL, lease_until_ms = NULL \
+             WHERE id = $1 AND lease_token = $2",
+        )
+        .bind(&lease.session_id)
+        .bind(&lease.token)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(released > 0)
+    }
+
+    /// Why a write that needs the session free matched nothing: missing, or leased.
+    async fn why_not_free(&self, scope: Scope<'_>, id: &str) -> StoreError {
+        match self.session(scope, id).await {
+            Ok(session) => StoreError::Busy {
+                what: "session",
+                id: id.to_owned(),
+                reason: format!(
+                    "a turn is running on it (its lease lapses in {} s unless renewed)",
+                    ((session.lease_until_ms.unwrap_or(0) - now_ms()).max(0) + 999) / 1000
+                ),
+            },
+            Err(e) => e,
         }
     }
 
@@ -258,16 +371,27 @@ impl Store {
         .bind(limit.map_or(i64::MAX, |l| l.max(0)))
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(SessionItem {
-                    seq: row.try_get("seq")?,
-                    kind: row.try_get("kind")?,
-                    data: row.try_get("data")?,
-                    created_ms: row.try_get("created_ms")?,
-                })
-            })
-            .collect()
+        rows.iter().map(item_from_row).collect()
+    }
+
+    /// The newest item of `kind`, if the session has one.
+    pub async fn last_item(
+        &self,
+        scope: Scope<'_>,
+        id: &str,
+        kind: &str,
+    ) -> Result<Option<SessionItem>> {
+        self.ensure_session(scope, id).await?;
+        // Walks the primary key backwards from the newest item.
+        let row = sqlx::query(
+            "SELECT seq, kind, data, created_ms FROM session_items \
+             WHERE session_id = $1 AND kind = $2 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(id)
+        .bind(kind)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(item_from_row).transpose()
     }
 
     /// Sets what `change` names, adds its usage to the counters, and returns the result.
@@ -278,15 +402,14 @@ impl Store {
         change: &SessionChange,
     ) -> Result<Session> {
         let sql = format!(
-            "UPDATE sessions SET status = COALESCE($2, status), title = COALESCE($3, title), \
-             model = COALESCE($4, model), steps = steps + $5, \
-             input_tokens = input_tokens + $6, output_tokens = output_tokens + $7, \
-             cost_nanos = cost_nanos + $8, updated_ms = $9 WHERE id = $1{} RETURNING {COLUMNS}",
-            team_clause(scope, 10)
+            "UPDATE sessions SET title = COALESCE($2, title), \
+             model = COALESCE($3, model), steps = steps + $4, \
+             input_tokens = input_tokens + $5, output_tokens = output_tokens + $6, \
+             cost_nanos = cost_nanos + $7, updated_ms = $8 WHERE id = $1{} RETURNING {COLUMNS}",
+            team_clause(scope, 9)
         );
         let mut query = sqlx::query(&sql)
             .bind(id)
-            .bind(change.status.as_ref().map(SessionStatus::as_str))
             .bind(change.title.as_deref())
             .bind(change.model.as_deref())
             .bind(change.add.steps)
@@ -328,6 +451,7 @@ impl Store {
             updated_ms: now,
             last_seq: 0,
             usage: SessionUsage::default(),
+            lease_until_ms: None,
             ..source
         };
         let mut tx = self.pool().begin().await?;
@@ -424,8 +548,21 @@ where
     Ok(())
 }
 
+fn item_from_row(row: &AnyRow) -> Result<SessionItem> {
+    Ok(SessionItem {
+        seq: row.try_get("seq")?,
+        kind: row.try_get("kind")?,
+        data: row.try_get("data")?,
+        created_ms: row.try_get("created_ms")?,
+    })
+}
+
 fn session_from_row(row: &AnyRow) -> Result<Session> {
-    let status: String = row.try_get("status")?;
+    let lease_until_ms: Option<i64> = row.try_get("lease_until_ms")?;
+    let status = match lease_until_ms {
+        Some(until) if until > now_ms() => SessionStatus::Running,
+        _ => SessionStatus::Idle,
+    };
     Ok(Session {
         id: row.try_get("id")?,
         team_id: row.try_get("team_id")?,
@@ -434,9 +571,7 @@ fn session_from_row(row: &AnyRow) -> Result<Session> {
         model: row.try_get("model")?,
         working_directory: row.try_get("working_directory")?,
         title: row.try_get("title")?,
-        status: SessionStatus::parse(&status).ok_or_else(|| {
-            StoreError::Invalid(format!("a stored session has an unknown status `{status}`"))
-        })?,
+        status,
         parent_id: row.try_get("parent_id")?,
         created_ms: row.try_get("created_ms")?,
         updated_ms: row.try_get("updated_ms")?,
@@ -447,7 +582,12 @@ fn session_from_row(row: &AnyRow) -> Result<Session> {
             output_tokens: row.try_get("output_tokens")?,
             cost_nanos: row.try_get("cost_nanos")?,
         },
+        lease_until_ms,
     })
+}
+
+fn ttl_ms(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

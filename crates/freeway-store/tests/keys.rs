@@ -11,7 +11,7 @@ on_both!(migrations_apply_once_from_an_empty_database, |store| {
         .fetch_all(store.pool())
         .await
         .unwrap();
-    assert_eq!(rows.len(), 5);
+    assert_eq!(rows.len(), 6);
     for table in [
         "teams",
         "api_keys",

@@ -89,7 +89,6 @@ on_both!(
 
         tick().await;
         let change = SessionChange {
-            status: Some(SessionStatus::Running),
             title: Some("fix the tests".into()),
             add: SessionUsage {
                 steps: 1,
@@ -107,7 +106,11 @@ on_both!(
             .update_session(scope, &updated.id, &change)
             .await
             .unwrap();
-        assert_eq!(updated.status, SessionStatus::Running);
+        assert_eq!(
+            updated.status,
+            SessionStatus::Idle,
+            "only a lease makes it running"
+        );
         assert_eq!(updated.title.as_deref(), Some("fix the tests"));
         assert_eq!(updated.model, "smart", "a field left out stays");
         assert_eq!(
@@ -132,7 +135,6 @@ on_both!(
             .unwrap();
         assert_eq!(switched.model, "fast");
         assert_eq!(switched.title, updated.title);
-        assert_eq!(switched.status, SessionStatus::Running);
         assert_eq!(switched.usage, updated.usage);
 
         // The update moved the first session to the top; filters and limits narrow the list.
@@ -291,8 +293,11 @@ on_both!(
             .append_items(scope, &source.id, &messages(5))
             .await
             .unwrap();
+        let lease = store
+            .take_lease(scope, &source.id, Duration::from_secs(30))
+            .await
+            .unwrap();
         let busy = SessionChange {
-            status: Some(SessionStatus::Running),
             add: SessionUsage {
                 steps: 3,
                 input_tokens: 10,
@@ -305,6 +310,8 @@ on_both!(
             .update_session(scope, &source.id, &busy)
             .await
             .unwrap();
+        assert_eq!(source.status, SessionStatus::Running);
+        assert_eq!(source.lease_until_ms, Some(lease.until_ms));
 
         let fork = store
             .fork_session(scope, &source.id, Some(3))
@@ -381,7 +388,8 @@ on_both!(
                 .is_empty()
         );
 
-        // A fork outlives its parent.
+        // A fork outlives its parent (once the parent's turn is over).
+        assert!(store.release_lease(&lease).await.unwrap());
         store.delete_session(scope, &source.id).await.unwrap();
         assert_eq!(
             store.items(scope, &fork.id, 0, None).await.unwrap().len(),
@@ -505,4 +513,133 @@ on_both!(a_teams_sessions_go_with_the_team, |store| {
         .unwrap();
     assert_missing(store.session(Scope::All, &s.id).await);
     assert_eq!(item_rows(store, &s.id).await, 0);
+});
+
+#[track_caller]
+fn assert_busy<T: std::fmt::Debug>(result: Result<T, StoreError>) {
+    match result {
+        Err(StoreError::Busy {
+            what: "session", ..
+        }) => {}
+        other => panic!("expected the session to be busy, got {other:?}"),
+    }
+}
+
+on_both!(a_lease_holds_a_session_for_one_turn_at_a_time, |store| {
+    let alpha = team(store, "alpha").await;
+    let beta = team(store, "beta").await;
+    let scope = Scope::Team(&alpha.id);
+    let session = store
+        .create_session(&new_session(Some(&alpha.id), "build"))
+        .await
+        .unwrap();
+    let ttl = Duration::from_secs(30);
+
+    let mut first = store.take_lease(scope, &session.id, ttl).await.unwrap();
+    assert_eq!(first.session_id, session.id);
+    let held = store.session(scope, &session.id).await.unwrap();
+    assert_eq!(held.status, SessionStatus::Running);
+    // A second turn, from this instance or another one, is refused while the lease lives,
+    // and so is deleting the session under it.
+    assert_busy(store.take_lease(scope, &session.id, ttl).await);
+    assert_busy(store.take_lease(Scope::All, &session.id, ttl).await);
+    assert_busy(store.delete_session(scope, &session.id).await);
+    // Another team's caller learns nothing: the session is missing, not busy.
+    assert_missing(
+        store
+            .take_lease(Scope::Team(&beta.id), &session.id, ttl)
+            .await,
+    );
+    assert_missing(store.take_lease(scope, "ses_nope", ttl).await);
+
+    let before = first.until_ms;
+    tick().await;
+    assert!(store.renew_lease(&mut first, ttl).await.unwrap());
+    assert!(first.until_ms > before, "renewing moves the deadline");
+
+    // Released: idle, and the next turn may take it.
+    assert!(store.release_lease(&first).await.unwrap());
+    let idle = store.session(scope, &session.id).await.unwrap();
+    assert_eq!(
+        (idle.status, idle.lease_until_ms),
+        (SessionStatus::Idle, None)
+    );
+    let mut second = store.take_lease(scope, &session.id, ttl).await.unwrap();
+    assert_ne!(second.token, first.token);
+    // The old holder can neither renew nor release the new holder's lease.
+    assert!(!store.renew_lease(&mut first, ttl).await.unwrap());
+    assert!(!store.release_lease(&first).await.unwrap());
+    assert_eq!(
+        store.session(scope, &session.id).await.unwrap().status,
+        SessionStatus::Running
+    );
+    assert!(store.renew_lease(&mut second, ttl).await.unwrap());
+    assert!(store.release_lease(&second).await.unwrap());
+    store.delete_session(scope, &session.id).await.unwrap();
+});
+
+on_both!(
+    a_lapsed_lease_frees_the_session_of_a_holder_that_died,
+    |store| {
+        let session = store
+            .create_session(&new_session(None, "build"))
+            .await
+            .unwrap();
+        // The holder takes a short lease and is never heard from again.
+        let mut dead = store
+            .take_lease(Scope::All, &session.id, Duration::from_millis(20))
+            .await
+            .unwrap();
+        assert_busy(
+            store
+                .take_lease(Scope::All, &session.id, Duration::from_secs(30))
+                .await,
+        );
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        let lapsed = store.session(Scope::All, &session.id).await.unwrap();
+        assert_eq!(
+            lapsed.status,
+            SessionStatus::Idle,
+            "a lapsed lease is not running"
+        );
+        let taken = store
+            .take_lease(Scope::All, &session.id, Duration::from_secs(30))
+            .await
+            .unwrap();
+        // The holder that came back finds its lease gone and must stop.
+        assert!(
+            !store
+                .renew_lease(&mut dead, Duration::from_secs(30))
+                .await
+                .unwrap()
+        );
+        assert!(!store.release_lease(&dead).await.unwrap());
+        assert!(store.release_lease(&taken).await.unwrap());
+    }
+);
+
+// Of many instances racing for one session, exactly one wins.
+on_both!(racing_takers_get_one_lease, |store| {
+    let session = store
+        .create_session(&new_session(None, "build"))
+        .await
+        .unwrap();
+    let racers = (0..8).map(|_| {
+        let store = store.clone();
+        let id = session.id.clone();
+        tokio::spawn(async move {
+            store
+                .take_lease(Scope::All, &id, Duration::from_secs(30))
+                .await
+        })
+    });
+    let mut won = 0;
+    for racer in racers.collect::<Vec<_>>() {
+        match racer.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(StoreError::Busy { .. }) => {}
+            Err(e) => panic!("a racer failed: {e}"),
+        }
+    }
+    assert_eq!(won, 1);
 });

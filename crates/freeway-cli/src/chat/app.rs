@@ -558,6 +558,7 @@ mod tests {
                 output_tokens: 5,
                 cost_nanos: 2_000_000,
             },
+            lease_until_ms: None,
         }
     }
 

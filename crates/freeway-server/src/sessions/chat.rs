@@ -115,7 +115,9 @@ pub async fn agent_chat(
         }
     };
     caller.require_model(&session.model)?;
-    let live = agents.start(&state, &caller, &session, input, tools)?;
+    let live = agents
+        .start(&state, &caller, &session, input, tools)
+        .await?;
     let events = live.subscribe();
     let id = freeway_types::random_id("chatcmpl-");
     let created = unix_now();

@@ -23,7 +23,7 @@ use freeway_agent::{
     Runtime, SessionOptions, StopReason, Turn,
 };
 use freeway_gateway::{CacheMode, RequestOptions};
-use freeway_store::{Scope, Session, SessionItem, SessionQuery};
+use freeway_store::{Scope, Session, SessionItem, SessionQuery, SessionStatus};
 use freeway_types::{ChatRequest, Usage};
 use futures_util::Stream;
 use serde::Deserialize;
@@ -77,8 +77,14 @@ impl Agents {
         self.live.lock().ok().and_then(|l| l.get(id).cloned())
     }
 
-    /// Starts a turn in its own task and returns its live state, or 409 if one runs.
-    fn start(
+    /// Whether a turn of `session` runs, here or (by its lease) on another instance.
+    fn is_running(&self, session: &Session) -> bool {
+        session.status == SessionStatus::Running || self.live(&session.id).is_some()
+    }
+
+    /// Starts a turn in its own task and returns its live state, or 409 if one runs here or
+    /// on another instance.
+    async fn start(
         self: &Arc<Self>,
         state: &Arc<AppState>,
         caller: &Caller,
@@ -93,12 +99,24 @@ impl Agents {
             history: Mutex::new(Vec::new()),
             tx: broadcast::channel(1024).0,
         });
+        if self.live(&session.id).is_some() {
+            return Err(agent_error(AgentError::Busy(session.id.clone())));
+        }
+        let scope = match &session.team_id {
+            Some(t) => Scope::Team(t),
+            None => Scope::All,
+        };
+        let claim = self
+            .runtime
+            .claim(scope, &session.id)
+            .await
+            .map_err(agent_error)?;
         {
             let mut map = self
                 .live
                 .lock()
                 .map_err(|_| ApiError::internal("the session table is poisoned"))?;
-            if map.contains_key(&session.id) || self.runtime.is_running(&session.id) {
+            if map.contains_key(&session.id) {
                 return Err(agent_error(AgentError::Busy(session.id.clone())));
             }
             map.insert(session.id.clone(), live.clone());
@@ -130,7 +148,7 @@ impl Agents {
                     Some(t) => Scope::Team(t),
                     None => Scope::All,
                 };
-                let run = agents.runtime.run(scope, &id, turn);
+                let run = agents.runtime.run_claimed(scope, claim, turn);
                 let (outcome, ()) = tokio::join!(run, pump);
                 if let Err(e) = outcome {
                     // The turn could not start (the session vanished, its agent was removed):
@@ -452,7 +470,7 @@ pub async fn list_sessions(
                 .map_err(store_error)?;
             let data: Vec<Value> = sessions
                 .iter()
-                .map(|s| session_json(s, agents.live(&s.id).is_some()))
+                .map(|s| session_json(s, agents.is_running(s)))
                 .collect();
             Ok(json_response(
                 json!({ "object": "list", "data": data }),
@@ -480,7 +498,7 @@ pub async fn get_session(
                 .items(scope, &id, 0, None)
                 .await
                 .map_err(store_error)?;
-            let mut body = session_json(&session, agents.live(&id).is_some());
+            let mut body = session_json(&session, agents.is_running(&session));
             if let Value::Object(o) = &mut body {
                 o.insert(
                     "items".into(),
@@ -512,9 +530,7 @@ pub async fn delete_session(
             let store = agents.runtime.store();
             // Look first, so another team's session is a 404, not a 409.
             store.session(scope, &id).await.map_err(store_error)?;
-            if agents.live(&id).is_some() {
-                return Err(agent_error(AgentError::Busy(id)));
-            }
+            // A turn here or on another instance holds a lease: the store refuses then.
             store
                 .delete_session(scope, &id)
                 .await
@@ -626,7 +642,9 @@ pub async fn post_message(
                 .runtime
                 .check_tools(&session.agent, body.tools.as_deref())
                 .map_err(agent_error)?;
-            let live = agents.start(&state, &caller, &session, input, body.tools)?;
+            let live = agents
+                .start(&state, &caller, &session, input, body.tools)
+                .await?;
             let events = live.subscribe();
             if body.stream {
                 return Ok(event_stream(events, state.keep_alive, &id));

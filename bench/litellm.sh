@@ -5,16 +5,26 @@
 #
 #   bench/litellm.sh                      # 10 s per run, rates 50 100 200 req/s
 #   DURATION=30 RATES="25 50 100" bench/litellm.sh
+#   LOADGEN=wrk bench/litellm.sh          # paced wrk even when oha is installed
+#
+# With oha installed (`cargo install oha`) the load is open-loop: requests are sent at the rate
+# whether or not earlier ones have returned, and latency is measured from when each was due
+# (--latency-correction), so a gateway that falls behind shows its queueing instead of lowering
+# the rate it is offered. Without oha, wrk paces each connection (closed loop: a slow gateway is
+# offered less).
 #
 # The first run installs LiteLLM (PyPI `litellm[proxy]`, pinned) into bench/.litellm-venv
 # (LITELLM_VENV to use another). Both gateways run one process with default settings, no
 # cache, no database; LiteLLM with one uvicorn worker, as its own benchmarks do.
-# Needs: wrk (apt-get install wrk), python3 with venv.
+# Needs: wrk (apt-get install wrk), python3 with venv; oha for open-loop load.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 RATES=${RATES:-50 100 200}
 CONNECTIONS=${CONNECTIONS:-4}
+LOADGEN=${LOADGEN:-$(command -v oha >/dev/null && echo oha || echo wrk)}
+# Open loop needs enough connections for the requests in flight when a gateway lags.
+OHA_CONNECTIONS=${OHA_CONNECTIONS:-64}
 LITELLM_VERSION=1.108.7
 LITELLM_VENV=${LITELLM_VENV:-bench/.litellm-venv}
 . bench/lib.sh
@@ -78,8 +88,24 @@ check "http://127.0.0.1:$port" up/gpt-4o-mini bench-key
 check "http://127.0.0.1:$lport" gpt-4o-mini sk-bench-key
 
 run() { # name url model key rate
-  BENCH_MODEL=$3 BENCH_KEY=$4 BENCH_RATE=$5 BENCH_CONNECTIONS=$CONNECTIONS \
-    wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/paced.lua "$2/v1/chat/completions" >"$tmp/$1.txt"
+  if [ "$LOADGEN" = oha ]; then
+    # The same request as bench/chat.lua; the summary is rewritten in wrk's words for pct/rps.
+    local body='{"model":"'"$3"'","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello to the benchmark in a few words."}],"max_tokens":32,"temperature":0}'
+    oha -z "${DURATION}s" -q "$5" -c "$OHA_CONNECTIONS" --latency-correction --no-tui --output-format json \
+      -m POST -H "authorization: Bearer $4" -T application/json -d "$body" "$2/v1/chat/completions" >"$tmp/$1.json"
+    python3 - "$tmp/$1.json" >"$tmp/$1.txt" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for p in ("50", "99"):
+    print(f"{p}% {d['latencyPercentiles']['p' + p] * 1e6:.2f}us")
+ok = d["statusCodeDistribution"].get("200", 0)
+print(f"Requests/sec: {ok / d['summary']['total']:.2f}")
+print(f"non-200: {sum(d['statusCodeDistribution'].values()) - ok} errors: {sum(d['errorDistribution'].values())}")
+PY
+  else
+    BENCH_MODEL=$3 BENCH_KEY=$4 BENCH_RATE=$5 BENCH_CONNECTIONS=$CONNECTIONS \
+      wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/paced.lua "$2/v1/chat/completions" >"$tmp/$1.txt"
+  fi
 }
 warm() { BENCH_MODEL=$2 BENCH_KEY=$3 wrk -t1 -c4 -d3s -s bench/chat.lua "$1/v1/chat/completions" >/dev/null; }
 warm "http://$upstream" gpt-4o-mini unused
@@ -94,8 +120,13 @@ done
 
 added() { awk -v a="$(us "$1" "$3")" -v b="$(us "$2" "$3")" 'BEGIN{printf "%.0f", a-b}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b <= 0) b = 1; printf "%.0f×", a/b }'; }
-printf '\nfreeway vs LiteLLM %s (%ss per run, wrk -t1 -c%s paced, loopback, one process each, 2 cores shared with wrk and the upstream)\n\n' \
-  "$LITELLM_VERSION" "$DURATION" "$CONNECTIONS"
+if [ "$LOADGEN" = oha ]; then
+  load="oha open loop, -c$OHA_CONNECTIONS, latency from each request's due time"
+else
+  load="wrk -t1 -c$CONNECTIONS paced"
+fi
+printf '\nfreeway vs LiteLLM %s (%ss per run, %s, loopback, one process each, 2 cores shared with the load generator and the upstream)\n\n' \
+  "$LITELLM_VERSION" "$DURATION" "$load"
 printf '| rate | direct p50 / p99 | freeway added p50 / p99 | LiteLLM added p50 / p99 | LiteLLM ÷ freeway (p99) | achieved req/s (direct, freeway, LiteLLM) |\n|---|---|---|---|---|---|\n'
 for rate in $RATES; do
   f50=$(added "freeway$rate" "direct$rate" 50%); f99=$(added "freeway$rate" "direct$rate" 99%)
@@ -104,6 +135,13 @@ for rate in $RATES; do
     "$(pct "direct$rate" 50%)" "$(pct "direct$rate" 99%)" "$f50" "$f99" "$l50" "$l99" \
     "$(ratio "$l99" "$f99")" "$(rps "direct$rate")" "$(rps "freeway$rate")" "$(rps "litellm$rate")"
 done
+if [ "$LOADGEN" = oha ]; then
+  for rate in $RATES; do
+    for gw in direct freeway litellm; do
+      grep -q '^non-200: 0 errors: 0$' "$tmp/$gw$rate.txt" || echo "$gw at $rate/s: $(grep non-200 "$tmp/$gw$rate.txt")"
+    done
+  done
+fi
 printf '\nRSS after the runs: freeway %s MiB, LiteLLM %s MiB\n' \
   "$(awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$fw_pid/status")" \
   "$(ps -o rss= --ppid "$litellm_pid" -p "$litellm_pid" | awk '{s+=$1} END {printf "%.1f", s/1024}')"

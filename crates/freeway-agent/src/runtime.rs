@@ -154,10 +154,15 @@ impl Claim {
         &self.local.id
     }
 
-    /// Gives the session back at once (without this, dropping the claim does it in the
-    /// background).
-    async fn release(mut self) {
+    /// Gives the session back at once, here and in the store (without this, dropping the
+    /// claim does it in the background). Done before the turn says it is idle, so a client
+    /// that sends the next message on `session.idle` finds the session free.
+    async fn release(&mut self) {
+        if self.released {
+            return;
+        }
         self.released = true;
+        self.local.free();
         if let Err(e) = self.store.release_lease(&self.lease).await {
             tracing::warn!(session = %self.local.id, error = %e, "could not release a session's lease; it lapses by itself");
         }
@@ -412,7 +417,8 @@ impl Runtime {
         turn: Turn,
         span: &tracing::Span,
     ) -> Result<TurnOutcome, AgentError> {
-        let session_id = claim.local.id.as_str();
+        let session_id = claim.local.id.clone();
+        let session_id = session_id.as_str();
         let session = self.store.session(scope, session_id).await?;
         let spec = self.agent(&session.agent)?.clone();
         if !span.is_disabled() {
@@ -507,6 +513,7 @@ impl Runtime {
         if let Err(e) = saved.map(drop).and(updated.map(drop)) {
             tracing::warn!(session = session_id, error = %e, "could not record the end of a turn");
         }
+        claim.release().await;
         let _ = turn.events.send(Event::SessionIdle {
             session_id: session_id.to_owned(),
             reason,
@@ -589,6 +596,7 @@ async fn keep_lease(store: &Store, lease: &mut SessionLease) {
 struct LocalClaim {
     set: Arc<Mutex<HashSet<String>>>,
     id: String,
+    held: bool,
 }
 
 impl LocalClaim {
@@ -602,15 +610,22 @@ impl LocalClaim {
         Ok(LocalClaim {
             set: set.clone(),
             id: id.to_owned(),
+            held: true,
         })
+    }
+
+    fn free(&mut self) {
+        if std::mem::take(&mut self.held)
+            && let Ok(mut running) = self.set.lock()
+        {
+            running.remove(&self.id);
+        }
     }
 }
 
 impl Drop for LocalClaim {
     fn drop(&mut self) {
-        if let Ok(mut running) = self.set.lock() {
-            running.remove(&self.id);
-        }
+        self.free();
     }
 }
 

@@ -99,7 +99,9 @@ impl Agents {
             history: Mutex::new(Vec::new()),
             tx: broadcast::channel(1024).0,
         });
-        if self.live(&session.id).is_some() {
+        // A turn that has said `session.idle` is over even if its task has not yet left the
+        // table: a client may send the next message the moment it reads that event.
+        if self.live(&session.id).is_some_and(|l| !l.ended()) {
             return Err(agent_error(AgentError::Busy(session.id.clone())));
         }
         let scope = match &session.team_id {
@@ -116,7 +118,7 @@ impl Agents {
                 .live
                 .lock()
                 .map_err(|_| ApiError::internal("the session table is poisoned"))?;
-            if map.contains_key(&session.id) {
+            if map.get(&session.id).is_some_and(|l| !l.ended()) {
                 return Err(agent_error(AgentError::Busy(session.id.clone())));
             }
             map.insert(session.id.clone(), live.clone());
@@ -171,7 +173,10 @@ impl Agents {
                         pump_live.publish(event);
                     }
                 }
-                if let Ok(mut map) = agents.live.lock() {
+                // Only this turn's entry: the next turn may already have replaced it.
+                if let Ok(mut map) = agents.live.lock()
+                    && map.get(&id).is_some_and(|l| Arc::ptr_eq(l, &pump_live))
+                {
                     map.remove(&id);
                 }
             }
@@ -183,6 +188,14 @@ impl Agents {
 }
 
 impl Live {
+    /// Whether the turn has said `session.idle`.
+    fn ended(&self) -> bool {
+        self.history
+            .lock()
+            .map(|h| h.iter().any(|e| matches!(e, Event::SessionIdle { .. })))
+            .unwrap_or(false)
+    }
+
     /// Keeps `event` for late subscribers and sends it to the current ones.
     fn publish(&self, event: Event) {
         if let Ok(mut history) = self.history.lock() {

@@ -310,14 +310,6 @@ impl Runtime {
         &self.sandbox
     }
 
-    /// Whether a turn of this session is running in this process.
-    pub fn is_running(&self, session_id: &str) -> bool {
-        self.running
-            .lock()
-            .map(|r| r.contains(session_id))
-            .unwrap_or(false)
-    }
-
     pub async fn create_session(
         &self,
         owner: &Owner,

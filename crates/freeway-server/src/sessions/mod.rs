@@ -104,13 +104,9 @@ impl Agents {
         if self.live(&session.id).is_some_and(|l| !l.ended()) {
             return Err(agent_error(AgentError::Busy(session.id.clone())));
         }
-        let scope = match &session.team_id {
-            Some(t) => Scope::Team(t),
-            None => Scope::All,
-        };
         let claim = self
             .runtime
-            .claim(scope, &session.id)
+            .claim(session_scope(session.team_id.as_deref()), &session.id)
             .await
             .map_err(agent_error)?;
         {
@@ -146,10 +142,7 @@ impl Agents {
                         pump_live.publish(event);
                     }
                 };
-                let scope = match &team {
-                    Some(t) => Scope::Team(t),
-                    None => Scope::All,
-                };
+                let scope = session_scope(team.as_deref());
                 let run = agents.runtime.run_claimed(scope, claim, turn);
                 let (outcome, ()) = tokio::join!(run, pump);
                 if let Err(e) = outcome {
@@ -185,6 +178,11 @@ impl Agents {
         );
         Ok(live)
     }
+}
+
+/// The scope a session's own turn runs in: its team, or every team for a team-less session.
+fn session_scope(team_id: Option<&str>) -> Scope<'_> {
+    team_id.map_or(Scope::All, Scope::Team)
 }
 
 impl Live {
@@ -540,11 +538,11 @@ pub async fn delete_session(
             caller.require_tools()?;
             let agents = agents(&state)?;
             let scope = caller.read_scope();
-            let store = agents.runtime.store();
-            // Look first, so another team's session is a 404, not a 409.
-            store.session(scope, &id).await.map_err(store_error)?;
-            // A turn here or on another instance holds a lease: the store refuses then.
-            store
+            // 404 for another team's session, 409 while a turn here or on another instance
+            // holds its lease: the store tells the two apart.
+            agents
+                .runtime
+                .store()
                 .delete_session(scope, &id)
                 .await
                 .map_err(store_error)?;

@@ -669,6 +669,8 @@ pub async fn usage(
             })?;
             let since = time_param(&query, "since")?;
             let until = time_param(&query, "until")?;
+            // Rows still lingering in the writer count: a caller sees its own requests.
+            tenancy.flush().await;
             let rows = tenancy
                 .store
                 .usage(
@@ -756,6 +758,7 @@ pub async fn audit(
                     ));
                 }
             };
+            tenancy.flush().await;
             let entries = tenancy
                 .store
                 .audit(

@@ -6,6 +6,7 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -123,7 +124,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
     if let Err(e) = operator(&state, &headers).await {
         return e.openai();
     }
-    let mut response = render_metrics(&state.gateway).into_response();
+    let mut response = render_metrics(&state).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -131,7 +132,8 @@ pub async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
     response
 }
 
-fn render_metrics(gateway: &Gateway) -> String {
+fn render_metrics(state: &AppState) -> String {
+    let gateway = &state.gateway;
     let targets = gateway.target_health();
     let mut out = String::with_capacity(256 + targets.len() * 256);
     family(
@@ -218,6 +220,32 @@ fn render_metrics(gateway: &Gateway) -> String {
             "Response cache backend failures (each served as a miss).",
         );
         let _ = writeln!(out, "freeway_cache_errors_total {}", c.errors);
+    }
+    if let Some(tenancy) = &state.tenancy {
+        let stats = &tenancy.ledger_stats;
+        family(
+            &mut out,
+            "freeway_ledger_writes_total",
+            "counter",
+            "Transactions the usage ledger writer committed, each a batch of rows.",
+        );
+        let _ = writeln!(
+            out,
+            "freeway_ledger_writes_total {}",
+            stats.writes.load(Ordering::Relaxed)
+        );
+        family(
+            &mut out,
+            "freeway_ledger_rows_total",
+            "counter",
+            "Usage rows by result: written, or dropped after five failed attempts.",
+        );
+        let _ = writeln!(
+            out,
+            "freeway_ledger_rows_total{{result=\"written\"}} {}\nfreeway_ledger_rows_total{{result=\"dropped\"}} {}",
+            stats.rows_written.load(Ordering::Relaxed),
+            stats.rows_dropped.load(Ordering::Relaxed)
+        );
     }
     gateway.metrics().render(&mut out);
     out

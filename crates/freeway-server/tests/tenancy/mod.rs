@@ -478,6 +478,38 @@ async fn streams_are_metered_when_they_end() {
     assert!(row["cost_usd"].as_f64().unwrap() > 0.0, "{row}");
 }
 
+/// The ledger writer waits a little for more rows, so requests a few milliseconds apart share
+/// one transaction; reading usage on this instance flushes, so nobody sees the wait.
+#[tokio::test]
+async fn rows_close_in_time_share_one_ledger_write() {
+    let app = app().await;
+    app.team(json!({ "name": "alpha" })).await;
+    let (_, key) = app
+        .key(MASTER, json!({ "team": "alpha", "role": "developer" }))
+        .await;
+    for _ in 0..3 {
+        assert_eq!(app.chat(&key, "up/big").await.status, 200);
+        // Long enough for a writer that did not wait to commit each row alone.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let usage = app
+        .call("GET", "/admin/usage?group_by=key", Some(MASTER), None)
+        .await;
+    assert_eq!(usage.body["data"][0]["requests"], 3, "{}", usage.body);
+
+    let metrics = app.call("GET", "/metrics", Some(MASTER), None).await;
+    let text = metrics.body.as_str().unwrap();
+    let value = |series: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+            .to_owned()
+    };
+    assert_eq!(value("freeway_ledger_writes_total"), "1");
+    assert_eq!(value("freeway_ledger_rows_total{result=\"written\"}"), "3");
+    assert_eq!(value("freeway_ledger_rows_total{result=\"dropped\"}"), "0");
+}
+
 #[tokio::test]
 async fn the_audit_log_records_admin_actions_and_verifies() {
     let app = app().await;

@@ -6,7 +6,7 @@
 //! that batches rows into one transaction, so the database is never on the request path.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -19,7 +19,7 @@ use freeway_store::{
 };
 use freeway_types::{ChatStream, StreamEvent, Usage};
 use futures_util::Stream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::error::{ApiError, Category};
 
@@ -175,6 +175,15 @@ pub struct LedgerStats {
     pub rows_dropped: AtomicU64,
 }
 
+/// Tells a lingering ledger writer to write now: a batch is full, or someone flushes. The
+/// writer does not listen to the channel while it lingers, so a row on its way wakes no one.
+#[derive(Default)]
+struct Hurry {
+    /// Rows sent and not yet taken from the channel.
+    queued: AtomicUsize,
+    notify: Notify,
+}
+
 /// Keys, limits, prices and the ledger writer.
 pub struct Tenancy {
     pub store: Store,
@@ -182,6 +191,7 @@ pub struct Tenancy {
     pub prices: PriceTable,
     auth: moka::sync::Cache<String, Option<Arc<Principal>>>,
     ledger: mpsc::UnboundedSender<Message>,
+    hurry: Arc<Hurry>,
     pub ledger_stats: Arc<LedgerStats>,
     /// `[auth.jwt]`: bearer JWTs accepted besides virtual keys.
     pub jwt: Option<crate::jwt::JwtVerifier>,
@@ -194,7 +204,13 @@ impl Tenancy {
     pub fn new(store: Store, limiter: Limiter, prices: PriceTable) -> Self {
         let (ledger, rx) = mpsc::unbounded_channel();
         let ledger_stats = Arc::<LedgerStats>::default();
-        tokio::spawn(write_ledger(store.clone(), rx, ledger_stats.clone()));
+        let hurry = Arc::<Hurry>::default();
+        tokio::spawn(write_ledger(
+            store.clone(),
+            rx,
+            hurry.clone(),
+            ledger_stats.clone(),
+        ));
         Self {
             store,
             limiter,
@@ -204,6 +220,7 @@ impl Tenancy {
                 .expire_after(AuthExpiry)
                 .build(),
             ledger,
+            hurry,
             ledger_stats,
             jwt: None,
             responses: Arc::default(),
@@ -316,6 +333,7 @@ impl Tenancy {
         self.responses.flush().await;
         let (tx, rx) = oneshot::channel();
         if self.ledger.send(Message::Flush(tx)).is_ok() {
+            self.hurry.notify.notify_one();
             let _ = rx.await;
         }
     }
@@ -323,6 +341,8 @@ impl Tenancy {
     fn record(&self, record: UsageRecord) {
         if self.ledger.send(Message::Record(record)).is_err() {
             tracing::error!("the ledger writer has stopped; a usage row was not recorded");
+        } else if self.hurry.queued.fetch_add(1, Ordering::Relaxed) + 1 >= BATCH {
+            self.hurry.notify.notify_one();
         }
     }
 }
@@ -352,31 +372,35 @@ impl moka::Expiry<String, Option<Arc<Principal>>> for AuthExpiry {
 async fn write_ledger(
     store: Store,
     mut rx: mpsc::UnboundedReceiver<Message>,
+    hurry: Arc<Hurry>,
     stats: Arc<LedgerStats>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut waiting = Vec::new();
-    let take = |message, batch: &mut Vec<_>, waiting: &mut Vec<_>| match message {
-        Message::Record(r) => batch.push(r),
-        Message::Flush(done) => waiting.push(done),
-    };
-    while let Some(first) = rx.recv().await {
-        take(first, &mut batch, &mut waiting);
-        // Linger for company unless someone is waiting or the batch is full. A closed channel
-        // (shutdown) ends the wait too: what came is written below.
-        let deadline = tokio::time::Instant::now() + LINGER;
-        while waiting.is_empty() && batch.len() < BATCH {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(message)) => take(message, &mut batch, &mut waiting),
-                Ok(None) | Err(_) => break,
-            }
+    while let Some(mut message) = rx.recv().await {
+        // Linger for company unless someone is waiting or a batch is already queued. A hurry
+        // left over from while the last batch was written ends the wait at once: one early
+        // write, no harm.
+        if matches!(message, Message::Record(_)) && hurry.queued.load(Ordering::Relaxed) < BATCH {
+            let _ = tokio::time::timeout(LINGER, hurry.notify.notified()).await;
         }
-        // Whatever else is queued joins, up to a full batch; rows that arrive while this batch
-        // is written form the next one.
-        while batch.len() < BATCH
-            && let Ok(message) = rx.try_recv()
-        {
-            take(message, &mut batch, &mut waiting);
+        // Take what is queued, up to a full batch; rows that arrive while it is written form
+        // the next one.
+        loop {
+            match message {
+                Message::Record(r) => {
+                    hurry.queued.fetch_sub(1, Ordering::Relaxed);
+                    batch.push(r);
+                }
+                Message::Flush(done) => waiting.push(done),
+            }
+            if batch.len() == BATCH {
+                break;
+            }
+            match rx.try_recv() {
+                Ok(next) => message = next,
+                Err(_) => break,
+            }
         }
         if !batch.is_empty() {
             let rows = batch.len() as u64;

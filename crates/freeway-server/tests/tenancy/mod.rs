@@ -2,6 +2,7 @@
 //! socket, with a SQLite store and the behavioral mock as the upstream.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use freeway_gateway::Gateway;
 use freeway_gateway::limits::Limiter;
@@ -790,4 +791,25 @@ async fn rs256_tokens_are_checked_against_the_jwks_file() {
             .unwrap()
             .contains("HS256")
     );
+}
+
+/// A burst is written in batches of at most 16 rows, every row once.
+#[tokio::test]
+async fn a_burst_of_rows_is_written_in_bounded_batches() {
+    let app = app().await;
+    app.team(json!({ "name": "alpha" })).await;
+    let (_, key) = app
+        .key(MASTER, json!({ "team": "alpha", "role": "developer" }))
+        .await;
+    let calls = (0..40).map(|_| app.chat(&key, "up/big"));
+    for a in futures_util::future::join_all(calls).await {
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+    let usage = app
+        .call("GET", "/admin/usage?group_by=key", Some(MASTER), None)
+        .await;
+    assert_eq!(usage.body["data"][0]["requests"], 40, "{}", usage.body);
+    let stats = &app.tenancy.ledger_stats;
+    assert_eq!(stats.rows_written.load(Ordering::Relaxed), 40);
+    assert!(stats.writes.load(Ordering::Relaxed) >= 3);
 }

@@ -179,9 +179,18 @@ pub struct LedgerStats {
 /// writer does not listen to the channel while it lingers, so a row on its way wakes no one.
 #[derive(Default)]
 struct Hurry {
-    /// Rows sent and not yet taken from the channel.
+    /// Rows sent and not yet taken from the channel. Counted before the send, so the writer's
+    /// decrement never comes first.
     queued: AtomicUsize,
+    /// Flushes sent and not yet taken: one behind a full batch must not wait out a linger.
+    flushes: AtomicUsize,
     notify: Notify,
+}
+
+impl Hurry {
+    fn may_linger(&self) -> bool {
+        self.queued.load(Ordering::Relaxed) < BATCH && self.flushes.load(Ordering::Relaxed) == 0
+    }
 }
 
 /// Keys, limits, prices and the ledger writer.
@@ -332,6 +341,7 @@ impl Tenancy {
     pub async fn flush(&self) {
         self.responses.flush().await;
         let (tx, rx) = oneshot::channel();
+        self.hurry.flushes.fetch_add(1, Ordering::Relaxed);
         if self.ledger.send(Message::Flush(tx)).is_ok() {
             self.hurry.notify.notify_one();
             let _ = rx.await;
@@ -339,9 +349,10 @@ impl Tenancy {
     }
 
     fn record(&self, record: UsageRecord) {
+        let queued = self.hurry.queued.fetch_add(1, Ordering::Relaxed) + 1;
         if self.ledger.send(Message::Record(record)).is_err() {
             tracing::error!("the ledger writer has stopped; a usage row was not recorded");
-        } else if self.hurry.queued.fetch_add(1, Ordering::Relaxed) + 1 >= BATCH {
+        } else if queued >= BATCH {
             self.hurry.notify.notify_one();
         }
     }
@@ -381,7 +392,7 @@ async fn write_ledger(
         // Linger for company unless someone is waiting or a batch is already queued. A hurry
         // left over from while the last batch was written ends the wait at once: one early
         // write, no harm.
-        if matches!(message, Message::Record(_)) && hurry.queued.load(Ordering::Relaxed) < BATCH {
+        if matches!(message, Message::Record(_)) && hurry.may_linger() {
             let _ = tokio::time::timeout(LINGER, hurry.notify.notified()).await;
         }
         // Take what is queued, up to a full batch; rows that arrive while it is written form
@@ -392,7 +403,10 @@ async fn write_ledger(
                     hurry.queued.fetch_sub(1, Ordering::Relaxed);
                     batch.push(r);
                 }
-                Message::Flush(done) => waiting.push(done),
+                Message::Flush(done) => {
+                    hurry.flushes.fetch_sub(1, Ordering::Relaxed);
+                    waiting.push(done);
+                }
             }
             if batch.len() == BATCH {
                 break;

@@ -6,15 +6,12 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use freeway_gateway::pricing::PriceTable;
 use freeway_gateway::tokens;
 use freeway_sandbox::Sandbox;
-use freeway_store::{
-    NewSession, Scope, Session, SessionChange, SessionLease, SessionUsage, Store, StoreError,
-    now_ms,
-};
+use freeway_store::{NewSession, Scope, Session, SessionChange, SessionUsage, Store, StoreError};
 use freeway_types::{
     ChatRequest, ContentPart, FinishReason, Message, Metrics, StreamAccumulator, StreamEvent,
     ToolDefinition, Usage,
@@ -36,12 +33,10 @@ use crate::tool::Tool;
 use crate::workspace::Workspace;
 
 mod calls;
+mod claim;
 
-/// How long a turn's lease on its session lasts unless renewed: how soon a session whose
-/// instance died mid-turn can run again elsewhere.
-const LEASE_TTL: Duration = Duration::from_secs(30);
-/// How often a running turn renews its lease.
-const LEASE_RENEW: Duration = Duration::from_secs(10);
+pub use claim::Claim;
+use claim::LocalClaim;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -138,47 +133,6 @@ pub struct Runtime {
     /// Sessions with a turn in this process; the store's lease covers other processes.
     running: Arc<Mutex<HashSet<String>>>,
     metrics: Arc<Metrics>,
-}
-
-/// A session held for one turn, from [`Runtime::claim`]: in this process and, through a
-/// lease in the store, against every other instance on the same database.
-pub struct Claim {
-    local: LocalClaim,
-    lease: SessionLease,
-    store: Store,
-    released: bool,
-}
-
-impl Claim {
-    pub fn session_id(&self) -> &str {
-        &self.local.id
-    }
-
-    /// Gives the session back at once, here and in the store (without this, dropping the
-    /// claim does it in the background). Done before the turn says it is idle, so a client
-    /// that sends the next message on `session.idle` finds the session free.
-    async fn release(&mut self) {
-        if self.released {
-            return;
-        }
-        self.released = true;
-        self.local.free();
-        if let Err(e) = self.store.release_lease(&self.lease).await {
-            tracing::warn!(session = %self.local.id, error = %e, "could not release a session's lease; it lapses by itself");
-        }
-    }
-}
-
-impl Drop for Claim {
-    fn drop(&mut self) {
-        if self.released {
-            return;
-        }
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            let (store, lease) = (self.store.clone(), self.lease.clone());
-            handle.spawn(async move { store.release_lease(&lease).await });
-        }
-    }
 }
 
 impl Runtime {
@@ -348,20 +302,7 @@ impl Runtime {
     /// any instance sharing the store.
     pub async fn claim(&self, scope: Scope<'_>, session_id: &str) -> Result<Claim, AgentError> {
         let local = LocalClaim::take(&self.running, session_id)?;
-        let lease = self
-            .store
-            .take_lease(scope, session_id, LEASE_TTL)
-            .await
-            .map_err(|e| match e {
-                StoreError::Busy { .. } => AgentError::Busy(session_id.to_owned()),
-                e => AgentError::Store(e),
-            })?;
-        Ok(Claim {
-            local,
-            lease,
-            store: self.store.clone(),
-            released: false,
-        })
+        Claim::take(local, &self.store, scope).await
     }
 
     /// [`Runtime::run`] for a session already claimed; the claim is given back at the end.
@@ -409,7 +350,7 @@ impl Runtime {
         turn: Turn,
         span: &tracing::Span,
     ) -> Result<TurnOutcome, AgentError> {
-        let session_id = claim.local.id.clone();
+        let session_id = claim.session_id().to_owned();
         let session_id = session_id.as_str();
         let session = self.store.session(scope, session_id).await?;
         let spec = self.agent(&session.agent)?.clone();
@@ -446,7 +387,7 @@ impl Runtime {
             tokio::pin!(go);
             tokio::select! {
                 outcome = &mut go => outcome,
-                () = keep_lease(&self.store, &mut claim.lease) => {
+                () = claim.keep() => {
                     let _ = turn.events.send(Event::Error {
                         kind: "lease_lost".to_owned(),
                         message: format!(
@@ -564,61 +505,6 @@ fn title_of(input: &str) -> String {
         title.push('…');
     }
     title
-}
-
-/// Renews `lease` until it cannot: returns once another holder has it, or once it lapsed
-/// while the store could not be reached.
-async fn keep_lease(store: &Store, lease: &mut SessionLease) {
-    loop {
-        tokio::time::sleep(LEASE_RENEW).await;
-        match store.renew_lease(lease, LEASE_TTL).await {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(e) => {
-                tracing::warn!(session = %lease.session_id, error = %e, "could not renew a session's lease");
-                if now_ms() >= lease.until_ms {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// Marks a session as running in this process for as long as it lives.
-struct LocalClaim {
-    set: Arc<Mutex<HashSet<String>>>,
-    id: String,
-    held: bool,
-}
-
-impl LocalClaim {
-    fn take(set: &Arc<Mutex<HashSet<String>>>, id: &str) -> Result<Self, AgentError> {
-        let mut running = set
-            .lock()
-            .map_err(|_| AgentError::Invalid("the runtime's state is poisoned".to_owned()))?;
-        if !running.insert(id.to_owned()) {
-            return Err(AgentError::Busy(id.to_owned()));
-        }
-        Ok(LocalClaim {
-            set: set.clone(),
-            id: id.to_owned(),
-            held: true,
-        })
-    }
-
-    fn free(&mut self) {
-        if std::mem::take(&mut self.held)
-            && let Ok(mut running) = self.set.lock()
-        {
-            running.remove(&self.id);
-        }
-    }
-}
-
-impl Drop for LocalClaim {
-    fn drop(&mut self) {
-        self.free();
-    }
 }
 
 /// The state of one turn while it runs.

@@ -19,25 +19,11 @@ RATES=${RATES:-25 1000}
 LOADGEN=${LOADGEN:-$(command -v oha >/dev/null && echo oha || echo wrk)}
 . bench/lib.sh
 start_upstream
-start_freeway <<TOML
-[server]
-master_key = "bench-key"
+start_freeway < <(standard_config)
 
-[storage]
-url = "sqlite://$tmp/freeway.db"
-
-[cache]
-url = "off"
-
-[[providers]]
-name = "up"
-protocol = "openai"
-base_url = "http://$upstream/v1"
-models = ["gpt-4o-mini"]
-TOML
-
-# One line per thread: name, nanoseconds on CPU, times scheduled in. The mock upstream, a bare hyper server that answers from memory, is the reference: what one
-# request costs a process on this machine at the same rate.
+# One line per thread: name, nanoseconds on CPU, times scheduled in. The mock upstream, a bare
+# hyper server that answers from memory, is the reference: what one request costs a process on
+# this machine at the same rate.
 snapshot() {
   for t in /proc/"$fw_pid"/task/*; do
     read -r run _ slices <"$t/schedstat"

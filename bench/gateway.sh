@@ -15,26 +15,10 @@ DURATION=${DURATION:-10}
 . bench/lib.sh
 start_upstream
 
-start_freeway <<TOML
-[server]
-master_key = "bench-key"
-
-# Every request writes its ledger row and audit entry here (batched, off the request path).
-[storage]
-url = "sqlite://$tmp/freeway.db"
-
-# The request is deterministic (temperature 0): without this, every request after the first
-# would be a cache hit and the upstream would not be measured (bench/routing.sh measures hits).
-[cache]
-url = "off"
-
-[[providers]]
-name = "up"
-protocol = "openai"
-base_url = "http://$upstream/v1"
-models = ["gpt-4o-mini"]
-$(if [ "${TRACES:-0}" = 1 ]; then printf '\n[telemetry]\notlp_endpoint = "http://%s"\n' "$upstream"; fi)
-TOML
+start_freeway < <(
+  standard_config
+  if [ "${TRACES:-0}" = 1 ]; then printf '\n[telemetry]\notlp_endpoint = "http://%s"\n' "$upstream"; fi
+)
 sleep 0.5
 idle_rss=$(awk '/VmRSS/ {print $2}' "/proc/$fw_pid/status")
 

@@ -19,6 +19,31 @@ start_upstream() {
   upstream=$(sed -n 's/.*listening on //p' "$tmp/mock.out")
 }
 
+# The configuration most load scripts serve: the master key `bench-key`; a SQLite store, to
+# which every request writes its ledger row and audit entry (batched, off the request path);
+# no response cache, because the benchmark request is deterministic (temperature 0) and after
+# the first every request would be a hit, so the upstream would not be measured
+# (bench/routing.sh measures hits); and one OpenAI-protocol provider `up` on the mock upstream.
+# The provider's table comes last, so a caller may print more of its keys after this.
+standard_config() {
+  cat <<TOML
+[server]
+master_key = "bench-key"
+
+[storage]
+url = "sqlite://$tmp/freeway.db"
+
+[cache]
+url = "off"
+
+[[providers]]
+name = "up"
+protocol = "openai"
+base_url = "http://$upstream/v1"
+models = ["gpt-4o-mini"]
+TOML
+}
+
 # Serves the configuration on stdin; sets $port and $fw_pid.
 start_freeway() {
   cat >"$tmp/freeway.toml"

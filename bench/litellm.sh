@@ -36,23 +36,7 @@ if ! "$LITELLM_VENV/bin/litellm" --version >/dev/null 2>&1; then
 fi
 
 start_upstream
-start_freeway <<TOML
-[server]
-master_key = "bench-key"
-
-[storage]
-url = "sqlite://$tmp/freeway.db"
-
-[cache]
-url = "off"
-
-[[providers]]
-name = "up"
-protocol = "openai"
-base_url = "http://$upstream/v1"
-api_key = "unused"
-models = ["gpt-4o-mini"]
-TOML
+start_freeway < <(standard_config; echo 'api_key = "unused"')
 
 cat >"$tmp/litellm.yaml" <<YAML
 model_list:

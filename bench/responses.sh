@@ -15,22 +15,7 @@ DURATION=${DURATION:-10}
 . bench/lib.sh
 start_upstream
 
-start_freeway <<TOML
-[server]
-master_key = "bench-key"
-
-[storage]
-url = "sqlite://$tmp/freeway.db"
-
-[cache]
-url = "off"
-
-[[providers]]
-name = "up"
-protocol = "openai"
-base_url = "http://$upstream/v1"
-models = ["gpt-4o-mini"]
-TOML
+start_freeway < <(standard_config)
 
 run() { # name script path [store]
   BENCH_MODEL=up/gpt-4o-mini BENCH_STORE=${4:-false} measure "$1" "$2" "http://127.0.0.1:$port$3"

@@ -170,6 +170,13 @@ impl App {
         )
     }
 
+    /// Team `alpha` and a developer key in it: `(key id, secret)`.
+    async fn developer(&self) -> (String, String) {
+        self.team(json!({ "name": "alpha" })).await;
+        self.key(MASTER, json!({ "team": "alpha", "role": "developer" }))
+            .await
+    }
+
     async fn chat(&self, key: &str, model: &str) -> Answer {
         self.call(
             "POST",
@@ -455,10 +462,7 @@ async fn allow_lists_limit_models() {
 #[tokio::test]
 async fn streams_are_metered_when_they_end() {
     let app = app().await;
-    app.team(json!({ "name": "alpha" })).await;
-    let (key_id, key) = app
-        .key(MASTER, json!({ "team": "alpha", "role": "developer" }))
-        .await;
+    let (key_id, key) = app.developer().await;
     let a = app
         .call(
             "POST",
@@ -484,10 +488,7 @@ async fn streams_are_metered_when_they_end() {
 #[tokio::test]
 async fn rows_close_in_time_share_one_ledger_write() {
     let app = app().await;
-    app.team(json!({ "name": "alpha" })).await;
-    let (_, key) = app
-        .key(MASTER, json!({ "team": "alpha", "role": "developer" }))
-        .await;
+    let (_, key) = app.developer().await;
     for _ in 0..3 {
         assert_eq!(app.chat(&key, "up/big").await.status, 200);
         // Long enough for a writer that did not wait to commit each row alone.
@@ -514,10 +515,7 @@ async fn rows_close_in_time_share_one_ledger_write() {
 #[tokio::test]
 async fn the_audit_log_records_admin_actions_and_verifies() {
     let app = app().await;
-    app.team(json!({ "name": "alpha" })).await;
-    let (key_id, key) = app
-        .key(MASTER, json!({ "team": "alpha", "role": "developer" }))
-        .await;
+    let (key_id, key) = app.developer().await;
     let rotated = app
         .call(
             "POST",
@@ -797,10 +795,7 @@ async fn rs256_tokens_are_checked_against_the_jwks_file() {
 #[tokio::test]
 async fn a_burst_of_rows_is_written_in_bounded_batches() {
     let app = app().await;
-    app.team(json!({ "name": "alpha" })).await;
-    let (_, key) = app
-        .key(MASTER, json!({ "team": "alpha", "role": "developer" }))
-        .await;
+    let (_, key) = app.developer().await;
     let calls = (0..40).map(|_| app.chat(&key, "up/big"));
     for a in futures_util::future::join_all(calls).await {
         assert_eq!(a.status, 200, "{}", a.body);

@@ -15,6 +15,7 @@ mod error;
 pub mod exec;
 mod http;
 pub mod jwt;
+pub mod ledger;
 pub mod observe;
 mod openai;
 pub mod ops;

@@ -222,7 +222,7 @@ fn render_metrics(state: &AppState) -> String {
         let _ = writeln!(out, "freeway_cache_errors_total {}", c.errors);
     }
     if let Some(tenancy) = &state.tenancy {
-        let stats = &tenancy.ledger_stats;
+        let stats = &tenancy.ledger.stats;
         family(
             &mut out,
             "freeway_ledger_writes_total",
@@ -245,6 +245,17 @@ fn render_metrics(state: &AppState) -> String {
             "freeway_ledger_rows_total{{result=\"written\"}} {}\nfreeway_ledger_rows_total{{result=\"dropped\"}} {}",
             stats.rows_written.load(Ordering::Relaxed),
             stats.rows_dropped.load(Ordering::Relaxed)
+        );
+        family(
+            &mut out,
+            "freeway_ledger_overflow_rows_total",
+            "counter",
+            "Usage rows handed to the normal-priority writer because the background one was too far behind (the machine is saturated).",
+        );
+        let _ = writeln!(
+            out,
+            "freeway_ledger_overflow_rows_total {}",
+            stats.rows_overflowed.load(Ordering::Relaxed)
         );
     }
     gateway.metrics().render(&mut out);

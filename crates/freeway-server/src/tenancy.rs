@@ -2,11 +2,10 @@
 //! rate limits and budgets before a request; the ledger, limits and audit log after it.
 //!
 //! A request authenticates with one hash and, after the first time, one in-process cache
-//! lookup; limits are counted in memory or Redis; the ledger row is handed to a writer task
-//! that batches rows into one transaction, so the database is never on the request path.
+//! lookup; limits are counted in memory or Redis; the ledger row is handed to a writer
+//! ([`crate::ledger`]), so the database is never on the request path.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -19,27 +18,15 @@ use freeway_store::{
 };
 use freeway_types::{ChatStream, StreamEvent, Usage};
 use futures_util::Stream;
-use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::error::{ApiError, Category};
+use crate::ledger::Ledger;
 
 /// How long an authenticated key is trusted without asking the database again. Revoking
 /// through this server takes effect at once; through another instance, within this time.
 const AUTH_TTL: Duration = Duration::from_secs(30);
 /// Unknown secrets are remembered briefly so a flood of bad keys does not reach the database.
 const AUTH_NEGATIVE_TTL: Duration = Duration::from_secs(5);
-/// Rows per ledger transaction at most. A batch is written in one burst of work on the
-/// database thread, which on a small machine takes its core from the requests: at one
-/// connection's full rate, 64-row batches put freeway's p99 at 1.1 ms, 16-row ones at 0.63 ms
-/// (`bench/gateway.sh`), the same as writing each row at once.
-const BATCH: usize = 16;
-/// How long the ledger writer waits for more rows after the first before it writes them. A
-/// transaction costs the same six statements, each a round trip to the database thread, for one
-/// row as for sixteen, so at a few requests a second writing each row alone spent more CPU than
-/// serving the request (`bench/cpu.sh`). Readers on this instance never see the delay: the
-/// usage and audit endpoints flush first.
-const LINGER: Duration = Duration::from_millis(500);
-
 /// Who made a request.
 #[derive(Debug, Clone)]
 pub enum Caller {
@@ -160,48 +147,13 @@ fn forbidden(message: String) -> ApiError {
         .with_code("permission_denied")
 }
 
-enum Message {
-    Record(UsageRecord),
-    Flush(oneshot::Sender<()>),
-}
-
-/// What the ledger writer has done since start-up, for `/metrics`.
-#[derive(Debug, Default)]
-pub struct LedgerStats {
-    /// Transactions, each holding one batch of rows.
-    pub writes: AtomicU64,
-    pub rows_written: AtomicU64,
-    /// Rows given up on after five failed attempts (each also logged as an error).
-    pub rows_dropped: AtomicU64,
-}
-
-/// Tells a lingering ledger writer to write now: a batch is full, or someone flushes. The
-/// writer does not listen to the channel while it lingers, so a row on its way wakes no one.
-#[derive(Default)]
-struct Hurry {
-    /// Rows sent and not yet taken from the channel. Counted before the send, so the writer's
-    /// decrement never comes first.
-    queued: AtomicUsize,
-    /// Flushes sent and not yet taken: one behind a full batch must not wait out a linger.
-    flushes: AtomicUsize,
-    notify: Notify,
-}
-
-impl Hurry {
-    fn may_linger(&self) -> bool {
-        self.queued.load(Ordering::Relaxed) < BATCH && self.flushes.load(Ordering::Relaxed) == 0
-    }
-}
-
 /// Keys, limits, prices and the ledger writer.
 pub struct Tenancy {
     pub store: Store,
     pub limiter: Limiter,
     pub prices: PriceTable,
     auth: moka::sync::Cache<String, Option<Arc<Principal>>>,
-    ledger: mpsc::UnboundedSender<Message>,
-    hurry: Arc<Hurry>,
-    pub ledger_stats: Arc<LedgerStats>,
+    pub ledger: Ledger,
     /// `[auth.jwt]`: bearer JWTs accepted besides virtual keys.
     pub jwt: Option<crate::jwt::JwtVerifier>,
     /// Stored Responses API answers on their way to the store.
@@ -209,17 +161,9 @@ pub struct Tenancy {
 }
 
 impl Tenancy {
-    /// Starts the ledger writer on the current runtime; [`Tenancy::flush`] waits for it.
+    /// Starts the ledger writers (see [`Ledger::start`]); [`Tenancy::flush`] waits for them.
     pub fn new(store: Store, limiter: Limiter, prices: PriceTable) -> Self {
-        let (ledger, rx) = mpsc::unbounded_channel();
-        let ledger_stats = Arc::<LedgerStats>::default();
-        let hurry = Arc::<Hurry>::default();
-        tokio::spawn(write_ledger(
-            store.clone(),
-            rx,
-            hurry.clone(),
-            ledger_stats.clone(),
-        ));
+        let ledger = Ledger::start(store.clone());
         Self {
             store,
             limiter,
@@ -229,8 +173,6 @@ impl Tenancy {
                 .expire_after(AuthExpiry)
                 .build(),
             ledger,
-            hurry,
-            ledger_stats,
             jwt: None,
             responses: Arc::default(),
         }
@@ -340,21 +282,7 @@ impl Tenancy {
     /// Waits until every stored response and ledger row handed over so far is written.
     pub async fn flush(&self) {
         self.responses.flush().await;
-        let (tx, rx) = oneshot::channel();
-        self.hurry.flushes.fetch_add(1, Ordering::Relaxed);
-        if self.ledger.send(Message::Flush(tx)).is_ok() {
-            self.hurry.notify.notify_one();
-            let _ = rx.await;
-        }
-    }
-
-    fn record(&self, record: UsageRecord) {
-        let queued = self.hurry.queued.fetch_add(1, Ordering::Relaxed) + 1;
-        if self.ledger.send(Message::Record(record)).is_err() {
-            tracing::error!("the ledger writer has stopped; a usage row was not recorded");
-        } else if queued >= BATCH {
-            self.hurry.notify.notify_one();
-        }
+        self.ledger.flush().await;
     }
 }
 
@@ -377,68 +305,6 @@ impl moka::Expiry<String, Option<Arc<Principal>>> for AuthExpiry {
             },
             None => AUTH_NEGATIVE_TTL,
         })
-    }
-}
-
-async fn write_ledger(
-    store: Store,
-    mut rx: mpsc::UnboundedReceiver<Message>,
-    hurry: Arc<Hurry>,
-    stats: Arc<LedgerStats>,
-) {
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut waiting = Vec::new();
-    while let Some(mut message) = rx.recv().await {
-        // Linger for company unless someone is waiting or a batch is already queued. A hurry
-        // left over from while the last batch was written ends the wait at once: one early
-        // write, no harm.
-        if matches!(message, Message::Record(_)) && hurry.may_linger() {
-            let _ = tokio::time::timeout(LINGER, hurry.notify.notified()).await;
-        }
-        // Take what is queued, up to a full batch; rows that arrive while it is written form
-        // the next one.
-        loop {
-            match message {
-                Message::Record(r) => {
-                    hurry.queued.fetch_sub(1, Ordering::Relaxed);
-                    batch.push(r);
-                }
-                Message::Flush(done) => {
-                    hurry.flushes.fetch_sub(1, Ordering::Relaxed);
-                    waiting.push(done);
-                }
-            }
-            if batch.len() == BATCH {
-                break;
-            }
-            match rx.try_recv() {
-                Ok(next) => message = next,
-                Err(_) => break,
-            }
-        }
-        if !batch.is_empty() {
-            let rows = batch.len() as u64;
-            let mut attempt = 0;
-            loop {
-                let Err(e) = store.record_usage(&batch).await else {
-                    stats.writes.fetch_add(1, Ordering::Relaxed);
-                    stats.rows_written.fetch_add(rows, Ordering::Relaxed);
-                    break;
-                };
-                attempt += 1;
-                if attempt == 5 {
-                    tracing::error!(error = %e, rows, "could not write usage rows; dropped them");
-                    stats.rows_dropped.fetch_add(rows, Ordering::Relaxed);
-                    break;
-                }
-                tracing::warn!(error = %e, attempt, "could not write usage rows; retrying");
-                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
-            }
-            batch.clear();
-        }
-        for done in waiting.drain(..) {
-            let _ = done.send(());
-        }
     }
 }
 
@@ -609,7 +475,7 @@ impl Meter {
             let subjects = subjects(p, &key_id, &team_id);
             self.tenancy.limiter.settle(&subjects, tokens, cost, now);
         }
-        self.tenancy.record(UsageRecord {
+        self.tenancy.ledger.record(UsageRecord {
             at: now,
             request_id: self.request_id,
             team_id: self.principal.as_ref().map(|p| p.team.id.clone()),

@@ -129,6 +129,9 @@ const SQLITE_PRAGMAS: &[&str] = &[
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    /// What [`Store::sibling`] connects to; `None` for an in-memory database, which lives in
+    /// its one connection.
+    connect_url: Option<Arc<str>>,
     /// Serializes audit appends within this process (the database serializes across them).
     audit_lock: Arc<tokio::sync::Mutex<()>>,
 }
@@ -175,32 +178,51 @@ impl Store {
                 "`{url}` is neither sqlite://PATH nor postgres://…"
             )));
         };
-        let pool = AnyPoolOptions::new()
+        let pool = pool_options(dialect)
             .max_connections(max)
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if dialect == Dialect::Sqlite {
-                        use sqlx::Executor;
-                        for pragma in SQLITE_PRAGMAS {
-                            conn.execute(*pragma).await?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
             .connect(&connect_url)
             .await
             .map_err(|source| StoreError::Open {
                 url: redact_url(url),
                 source,
             })?;
+        // An in-memory database lives in its one connection.
+        let memory = dialect == Dialect::Sqlite && url.contains(":memory:");
         let store = Self {
             pool,
             dialect,
+            connect_url: (!memory).then(|| connect_url.into()),
             audit_lock: Arc::new(tokio::sync::Mutex::new(())),
         };
         migrate::run(&store).await?;
         Ok(store)
+    }
+
+    /// The same database through one connection of its own, opened now and kept: for a
+    /// background writer on a thread of its own. A SQLite connection is served by a thread
+    /// spawned from the caller's, so it inherits the caller's scheduling priority. `None` for
+    /// an in-memory database, which has no second connection.
+    pub async fn sibling(&self) -> Result<Option<Store>> {
+        let Some(url) = &self.connect_url else {
+            return Ok(None);
+        };
+        let pool = pool_options(self.dialect)
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect(url)
+            .await
+            .map_err(|source| StoreError::Open {
+                url: redact_url(url),
+                source,
+            })?;
+        Ok(Some(Self {
+            pool,
+            dialect: self.dialect,
+            connect_url: self.connect_url.clone(),
+            audit_lock: self.audit_lock.clone(),
+        }))
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -221,6 +243,21 @@ impl Store {
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
+}
+
+/// How every connection of a pool starts: SQLite's pragmas.
+fn pool_options(dialect: Dialect) -> AnyPoolOptions {
+    AnyPoolOptions::new().after_connect(move |conn, _| {
+        Box::pin(async move {
+            if dialect == Dialect::Sqlite {
+                use sqlx::Executor;
+                for pragma in SQLITE_PRAGMAS {
+                    conn.execute(*pragma).await?;
+                }
+            }
+            Ok(())
+        })
+    })
 }
 
 /// The URL with any password replaced, for messages.

@@ -804,7 +804,7 @@ async fn a_burst_of_rows_is_written_in_bounded_batches() {
         .call("GET", "/admin/usage?group_by=key", Some(MASTER), None)
         .await;
     assert_eq!(usage.body["data"][0]["requests"], 40, "{}", usage.body);
-    let stats = &app.tenancy.ledger_stats;
+    let stats = &app.tenancy.ledger.stats;
     assert_eq!(stats.rows_written.load(Ordering::Relaxed), 40);
     assert!(stats.writes.load(Ordering::Relaxed) >= 3);
 }

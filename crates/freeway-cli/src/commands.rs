@@ -177,9 +177,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         wait_for_signal().await;
         signal.cancel();
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+    // Accept on a worker: on the thread that runs `main`, each new connection cost two more
+    // thread wake-ups (the I/O driver woke that thread, and it woke a worker to serve). And
+    // serve the router through `into_make_service`, which hands each connection a reference
+    // to it: a `Router` served as is copies its whole route table for every connection.
+    let server = axum::serve(listener, app.into_make_service())
+        .with_graceful_shutdown(shutdown.cancelled_owned());
+    tokio::spawn(server.into_future())
         .await
+        .context("the server task failed")?
         .context("server failed")?;
     // Every request answered has handed its ledger row over; write them before leaving.
     tenancy.flush().await;

@@ -5,12 +5,13 @@
 //! with a database connection of its own, opened from that thread so that SQLite's connection
 //! thread inherits the priority. The kernel then takes the core from the writer the moment a
 //! request's thread, the load generator or the upstream wakes, instead of letting the
-//! transaction run out its time slice. At one connection's full rate this halved freeway's
-//! p99 (`bench/gateway.sh`, see `bench/RESULTS.md`).
+//! transaction run out its time slice. At one connection's full rate this took freeway's p99
+//! from about 0.6 ms to 0.33–0.45 ms (`bench/RESULTS.md`).
 //!
 //! An idle-priority thread gets next to no CPU while the machine is saturated. So once
 //! [`OVERFLOW`] rows wait for it, further rows go to a second writer at normal priority on the
-//! server's runtime, and the backlog, and the memory it holds, stays bounded.
+//! server's runtime, with larger batches. That bounds what waits for the idle writer; a server
+//! saturated for long still builds a backlog at the rate it outruns the database.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -347,7 +348,12 @@ mod tests {
         assert_eq!(ledger.stats.rows_overflowed.load(Ordering::Relaxed), 0);
         #[cfg(target_os = "linux")]
         {
-            assert_eq!(policies("freeway-ledger"), [5]);
+            // Other tests of this binary may have writers running too.
+            let ledgers = policies("freeway-ledger");
+            assert!(
+                !ledgers.is_empty() && ledgers.iter().all(|&p| p == 5),
+                "{ledgers:?}"
+            );
             // The connection thread the writer opened inherited its priority; the server's
             // own connection threads did not.
             let mut sqlite = policies("sqlx-sqlite-wor");

@@ -149,7 +149,7 @@ impl Store {
     /// `url` is `sqlite://PATH`, `sqlite::memory:` (one connection) or `postgres://…`.
     pub async fn open(url: &str) -> Result<Self> {
         sqlx::any::install_default_drivers();
-        let (dialect, connect_url, max) = if let Some(rest) = url.strip_prefix("sqlite:") {
+        let (dialect, connect_url, max, memory) = if let Some(rest) = url.strip_prefix("sqlite:") {
             let memory = rest.contains(":memory:");
             let path = rest.trim_start_matches("//");
             let path = path.split('?').next().unwrap_or_default();
@@ -170,9 +170,9 @@ impl Store {
                 format!("{url}?mode=rwc")
             };
             // An in-memory database lives in one connection; more would be separate databases.
-            (Dialect::Sqlite, connect, if memory { 1 } else { 8 })
+            (Dialect::Sqlite, connect, if memory { 1 } else { 8 }, memory)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            (Dialect::Postgres, url.to_owned(), 16)
+            (Dialect::Postgres, url.to_owned(), 16, false)
         } else {
             return Err(StoreError::Invalid(format!(
                 "`{url}` is neither sqlite://PATH nor postgres://…"
@@ -186,8 +186,6 @@ impl Store {
                 url: redact_url(url),
                 source,
             })?;
-        // An in-memory database lives in its one connection.
-        let memory = dialect == Dialect::Sqlite && url.contains(":memory:");
         let store = Self {
             pool,
             dialect,

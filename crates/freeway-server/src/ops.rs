@@ -206,33 +206,26 @@ fn render_metrics(state: &AppState) -> String {
             "freeway_cache_lookups_total{{result=\"miss\"}} {}",
             c.misses
         );
-        family(
+        counter(
             &mut out,
             "freeway_cache_stores_total",
-            "counter",
             "Answers written to the response cache.",
+            c.stores,
         );
-        let _ = writeln!(out, "freeway_cache_stores_total {}", c.stores);
-        family(
+        counter(
             &mut out,
             "freeway_cache_errors_total",
-            "counter",
             "Response cache backend failures (each served as a miss).",
+            c.errors,
         );
-        let _ = writeln!(out, "freeway_cache_errors_total {}", c.errors);
     }
     if let Some(tenancy) = &state.tenancy {
         let stats = &tenancy.ledger.stats;
-        family(
+        counter(
             &mut out,
             "freeway_ledger_writes_total",
-            "counter",
             "Transactions the usage ledger writer committed, each a batch of rows.",
-        );
-        let _ = writeln!(
-            out,
-            "freeway_ledger_writes_total {}",
-            stats.writes.load(Ordering::Relaxed)
+            stats.writes.load(Ordering::Relaxed),
         );
         family(
             &mut out,
@@ -246,20 +239,21 @@ fn render_metrics(state: &AppState) -> String {
             stats.rows_written.load(Ordering::Relaxed),
             stats.rows_dropped.load(Ordering::Relaxed)
         );
-        family(
+        counter(
             &mut out,
             "freeway_ledger_overflow_rows_total",
-            "counter",
             "Usage rows handed to the normal-priority writer because the background one was too far behind (the machine is saturated).",
-        );
-        let _ = writeln!(
-            out,
-            "freeway_ledger_overflow_rows_total {}",
-            stats.rows_overflowed.load(Ordering::Relaxed)
+            stats.rows_overflowed.load(Ordering::Relaxed),
         );
     }
     gateway.metrics().render(&mut out);
     out
+}
+
+/// A counter family with one unlabelled sample.
+fn counter(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display) {
+    family(out, name, "counter", help);
+    let _ = writeln!(out, "{name} {value}");
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {

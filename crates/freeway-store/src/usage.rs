@@ -107,6 +107,7 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         for chunk in records.chunks(ROWS_PER_INSERT) {
             let sql = multi_row_insert(
+                self.dialect(),
                 "INSERT INTO usage_ledger (at, request_id, team_id, key_id, endpoint, model, target, \
                  provider, status, input_tokens, output_tokens, cached_tokens, cost_nanos, estimated, \
                  cache_hit, latency_ms)",
@@ -155,7 +156,7 @@ impl Store {
                 }),
             })
             .collect();
-        append_in(&mut tx, events).await?;
+        append_in(&mut tx, self.dialect(), events).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -45,11 +45,8 @@ groups() {
 load() { # rate
   local url="http://127.0.0.1:$port/v1/chat/completions"
   if [ "$LOADGEN" = oha ]; then
-    local body='{"model":"up/gpt-4o-mini","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello to the benchmark in a few words."}],"max_tokens":32,"temperature":0}'
-    oha -z "${DURATION}s" -q "$1" -c 4 --latency-correction --no-tui --output-format json \
-      -m POST -H "authorization: Bearer bench-key" -T application/json -d "$body" "$url" >"$tmp/load.json"
-    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); p=d["latencyPercentiles"]
-print(d["statusCodeDistribution"].get("200",0), round(p["p50"]*1e6), round(p["p99"]*1e6))' "$tmp/load.json"
+    open_loop load "http://127.0.0.1:$port" up/gpt-4o-mini bench-key "$1" 4
+    printf '%s %.0f %.0f\n' "$(awk '$1 == "responses:" {print $2}' "$tmp/load.txt")" "$(us load 50%)" "$(us load 99%)"
   else
     BENCH_MODEL=up/gpt-4o-mini BENCH_KEY=bench-key BENCH_RATE=$1 BENCH_CONNECTIONS=4 \
       wrk -t1 -c4 -d"${DURATION}s" --latency -s bench/paced.lua "$url" >"$tmp/load.txt"

@@ -70,3 +70,23 @@ us() { to_us "$(pct "$1" "$2")"; }
 delta() { # run base percentile: how much later run's percentile is than base's
   awk -v a="$(us "$1" "$3")" -v b="$(us "$2" "$3")" 'BEGIN{printf "%+.0f µs", a-b}'
 }
+
+# Offers bench/chat.lua's request at a fixed rate for $DURATION seconds with oha, open loop: a
+# request is sent when it is due whether or not earlier ones have returned, and its latency
+# counts from that moment (--latency-correction). The summary goes to $tmp/<name>.txt in wrk's
+# words, for pct and rps, with a line counting non-200 answers and errors.
+open_loop() { # name url model key rate connections
+  local body='{"model":"'"$3"'","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello to the benchmark in a few words."}],"max_tokens":32,"temperature":0}'
+  oha -z "${DURATION}s" -q "$5" -c "$6" --latency-correction --no-tui --output-format json \
+    -m POST -H "authorization: Bearer $4" -T application/json -d "$body" "$2/v1/chat/completions" >"$tmp/$1.json"
+  python3 - "$tmp/$1.json" >"$tmp/$1.txt" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for p in ("50", "99"):
+    print(f"{p}% {d['latencyPercentiles']['p' + p] * 1e6:.2f}us")
+ok = d["statusCodeDistribution"].get("200", 0)
+print(f"Requests/sec: {ok / d['summary']['total']:.2f}")
+print(f"responses: {ok}")
+print(f"non-200: {sum(d['statusCodeDistribution'].values()) - ok} errors: {sum(d['errorDistribution'].values())}")
+PY
+}

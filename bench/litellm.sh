@@ -73,19 +73,7 @@ check "http://127.0.0.1:$lport" gpt-4o-mini sk-bench-key
 
 run() { # name url model key rate
   if [ "$LOADGEN" = oha ]; then
-    # The same request as bench/chat.lua; the summary is rewritten in wrk's words for pct/rps.
-    local body='{"model":"'"$3"'","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello to the benchmark in a few words."}],"max_tokens":32,"temperature":0}'
-    oha -z "${DURATION}s" -q "$5" -c "$OHA_CONNECTIONS" --latency-correction --no-tui --output-format json \
-      -m POST -H "authorization: Bearer $4" -T application/json -d "$body" "$2/v1/chat/completions" >"$tmp/$1.json"
-    python3 - "$tmp/$1.json" >"$tmp/$1.txt" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-for p in ("50", "99"):
-    print(f"{p}% {d['latencyPercentiles']['p' + p] * 1e6:.2f}us")
-ok = d["statusCodeDistribution"].get("200", 0)
-print(f"Requests/sec: {ok / d['summary']['total']:.2f}")
-print(f"non-200: {sum(d['statusCodeDistribution'].values()) - ok} errors: {sum(d['errorDistribution'].values())}")
-PY
+    open_loop "$1" "$2" "$3" "$4" "$5" "$OHA_CONNECTIONS"
   else
     BENCH_MODEL=$3 BENCH_KEY=$4 BENCH_RATE=$5 BENCH_CONNECTIONS=$CONNECTIONS \
       wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/paced.lua "$2/v1/chat/completions" >"$tmp/$1.txt"

@@ -67,6 +67,10 @@ fn probe(args: &[String]) -> bool {
     if let Ok(linker) = env::var("RUSTC_LINKER") {
         cmd.arg(format!("-Clinker={linker}"));
     }
+    // The build's own flags, which may choose another linker (`-C link-arg=-fuse-ld=…`).
+    if let Ok(flags) = env::var("CARGO_ENCODED_RUSTFLAGS") {
+        cmd.args(flags.split('\x1f').filter(|f| !f.is_empty()));
+    }
     for arg in args {
         cmd.arg(format!("-Clink-arg={arg}"));
     }

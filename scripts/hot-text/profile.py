@@ -54,6 +54,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=20, help="times the request mix runs")
     ap.add_argument("--out", default=os.path.join(ROOT, "crates/freeway-cli/hot-text.txt"))
     args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("profile.py needs root: it reads /proc/<pid>/pagemap and raises vm.max_map_count")
 
     if not args.no_build:
         build_profiling(os.path.dirname(args.profile_dir))

@@ -77,7 +77,8 @@ def main():
     release = release_names(args.release_bin)
     order, missing = [], 0
     seen = set()
-    for name in ran_requests + [n for n in ran_startup if n not in set(ran_requests)]:
+    in_requests = set(ran_requests)
+    for name in ran_requests + [n for n in ran_startup if n not in in_requests]:
         exact = release.get(strip(name))
         if not exact:
             missing += 1
@@ -93,7 +94,8 @@ def main():
         f.write("\n".join(order) + "\n")
     print(f"start-up ran {len(ran_startup)} functions, requests {len(ran_requests)}; "
           f"{len(order)} names written to {os.path.relpath(args.out, ROOT)} "
-          f"({missing} not in the release binary)")
+          f"({missing} not in the release binary); `cargo build --release -p freeway-cli` "
+          "links with it")
 
 
 def build_profiling(target_dir):

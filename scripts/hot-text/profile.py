@@ -168,7 +168,10 @@ models = ["gemini-2.0-flash"]
         time.sleep(0.1)
         for _ in range(rounds):
             request_mix(base)
-        time.sleep(0.6)  # one ledger write (the writer lingers up to 0.5 s)
+        # The ledger writer runs at idle priority and may still hold the rows on a busy
+        # machine; a usage read flushes it, so that its write is recorded every time.
+        get(base + "/admin/usage")
+        time.sleep(0.2)
         requests = present_pages(server.pid, profile_bin)
         return startup, requests
     finally:

@@ -21,14 +21,19 @@ use freeway_store::{Store, UsageRecord};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 /// Rows per transaction at most, for the background writer and for the overflow one, which
-/// only works when the machine is saturated and must keep up with it. Larger background
-/// batches cost less CPU in all but put the p99 at one connection's full rate higher, even at
-/// idle priority: 0.3–0.6 ms at 16 rows, 0.4–0.56 at 64, about 0.6 at 256.
-const BATCH: usize = 16;
+/// only works when the machine is saturated and must keep up with it. A transaction costs
+/// about six statements, each a round trip to SQLite's thread and back, whatever its size, so
+/// small batches cost context switches: at 5,000 requests/s, 16-row batches took 29% of
+/// freeway's CPU on the two writer threads, and 256-row ones cut freeway's CPU per request
+/// from 130–160 µs to 108–118 µs. Larger batches used to raise the p99 at one connection's
+/// full rate (0.6 ms at 256 rows against 0.3–0.6 at 16), because SQLite looked up each of a
+/// statement's numbered parameters by a linear search; since inserts bind `?` instead, the
+/// p99 is the same at 16 and at 256 rows (`bench/RESULTS.md`, 2026-12-07).
+pub const BATCH: usize = 256;
 const OVERFLOW_BATCH: usize = 512;
 /// How long a writer waits for more rows after the first before it writes them. A
 /// transaction costs the same six statements, each a round trip to the database thread, for
-/// one row as for sixteen, so at a few requests a second writing each row alone spent more
+/// one row as for a full batch, so at a few requests a second writing each row alone spent more
 /// CPU than serving the request (`bench/cpu.sh`). Readers on this instance never see the
 /// delay: the usage and audit endpoints flush first.
 const LINGER: Duration = Duration::from_millis(500);

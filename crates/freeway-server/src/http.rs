@@ -14,6 +14,21 @@ use crate::AppState;
 use crate::error::{ApiError, Category};
 use crate::tenancy::Caller;
 
+/// The non-standard header names this server sends, built once: a name given as a `&str`
+/// is copied into an allocation on every insert.
+pub mod names {
+    use axum::http::HeaderName;
+
+    pub const TRACERESPONSE: HeaderName = HeaderName::from_static("traceresponse");
+    pub const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+    pub const X_FREEWAY_CACHE: HeaderName = HeaderName::from_static("x-freeway-cache");
+    pub const X_FREEWAY_DOWNGRADED: HeaderName = HeaderName::from_static("x-freeway-downgraded");
+    pub const X_FREEWAY_ROUTE: HeaderName = HeaderName::from_static("x-freeway-route");
+    pub const X_FREEWAY_TARGET: HeaderName = HeaderName::from_static("x-freeway-target");
+    pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+    pub const X_TRACE_ID: HeaderName = HeaderName::from_static("x-trace-id");
+}
+
 /// Who is calling. Keys come as `Authorization: Bearer` or `x-api-key`:
 /// - the master key is [`Caller::Master`];
 /// - a virtual key (`fw-…`) is its key and team, or a 401 when it is unknown, revoked or expired;
@@ -81,6 +96,8 @@ pub async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<
 }
 
 /// Parses JSON; a syntax error or a field of the wrong shape is a 400 naming where it is.
+/// Tracking the path costs an allocation or more per field, so a body is parsed without it
+/// first, and again with it only to explain a failure.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::invalid(
@@ -88,18 +105,29 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "the request body is empty; send a JSON object",
         ));
     }
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            ApiError::invalid("", format!("the request body is not valid JSON: {inner}"))
-        } else if path == "." {
-            ApiError::invalid("", inner)
-        } else {
-            ApiError::invalid(path, inner)
+    let error = match serde_path_to_error::deserialize::<_, T>(&mut *de) {
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                ApiError::invalid("", format!("the request body is not valid JSON: {inner}"))
+            } else if path == "." {
+                ApiError::invalid("", inner)
+            } else {
+                ApiError::invalid(path, inner)
+            }
         }
-    })
+        Ok(_) => match de.end() {
+            Err(e) => ApiError::invalid("", format!("the request body is not valid JSON: {e}")),
+            // Not expected: the same bytes failed without the path.
+            Ok(()) => ApiError::invalid("", "the request body could not be parsed"),
+        },
+    };
+    Err(error)
 }
 
 /// Wraps encoded SSE frames into a streaming response, adding a keep-alive comment whenever
@@ -126,16 +154,31 @@ pub fn sse_response(
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // Proxies such as nginx buffer responses unless told not to.
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    headers.insert(names::X_ACCEL_BUFFERING, HeaderValue::from_static("no"));
     headers.extend(extra);
     response
 }
 
 /// A JSON answer with the headers that say how it was served.
 pub fn json_response(body: impl serde::Serialize, extra: HeaderMap) -> Response {
-    use axum::response::IntoResponse;
-    let mut response = axum::Json(body).into_response();
-    response.headers_mut().extend(extra);
+    // Most answers fit, so the buffer is seldom grown.
+    let mut bytes = Vec::with_capacity(1024);
+    if let Err(e) = serde_json::to_writer(&mut bytes, &body) {
+        tracing::error!(error = %e, "could not serialize a response");
+        return ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Category::Internal,
+            "The server could not serialize its answer.",
+        )
+        .openai();
+    }
+    let mut response = Response::new(Body::from(bytes));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.extend(extra);
     response
 }
 
@@ -187,17 +230,20 @@ pub fn request_options(headers: &HeaderMap) -> Result<RequestOptions, ApiError> 
 pub fn served_headers<T>(served: &Served<T>) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(3);
     if let Ok(v) = HeaderValue::from_str(&served.target) {
-        headers.insert("x-freeway-target", v);
+        headers.insert(names::X_FREEWAY_TARGET, v);
     }
     if let Some(v) = served
         .route
         .as_deref()
         .and_then(|r| HeaderValue::from_str(r).ok())
     {
-        headers.insert("x-freeway-route", v);
+        headers.insert(names::X_FREEWAY_ROUTE, v);
     }
     if let Some(status) = served.cache {
-        headers.insert("x-freeway-cache", HeaderValue::from_static(status.as_str()));
+        headers.insert(
+            names::X_FREEWAY_CACHE,
+            HeaderValue::from_static(status.as_str()),
+        );
     }
     headers
 }
@@ -223,4 +269,48 @@ pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Body {
+        #[allow(dead_code, reason = "only parsed")]
+        model: String,
+        max_tokens: Option<u32>,
+    }
+
+    #[test]
+    fn a_valid_body_parses_on_the_fast_path() {
+        let body: Body = parse_json(br#"{"model":"m","max_tokens":3}  "#).unwrap();
+        assert_eq!(body.max_tokens, Some(3));
+    }
+
+    #[test]
+    fn a_field_of_the_wrong_type_is_named() {
+        let e = parse_json::<Body>(br#"{"model":"m","max_tokens":"many"}"#).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(e.param.as_deref(), Some("max_tokens"));
+        assert!(
+            e.message.starts_with("max_tokens: invalid type"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn syntax_errors_and_trailing_bytes_are_refused() {
+        let e = parse_json::<Body>(br#"{"model":"m""#).unwrap_err();
+        assert!(e.message.contains("not valid JSON"), "{}", e.message);
+        let e = parse_json::<Body>(br#"{"model":"m"} {"model":"n"}"#).unwrap_err();
+        assert!(
+            e.message.contains("not valid JSON: trailing characters"),
+            "{}",
+            e.message
+        );
+        let e = parse_json::<Body>(b" \n").unwrap_err();
+        assert!(e.message.contains("empty"), "{}", e.message);
+    }
 }

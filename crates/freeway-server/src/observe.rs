@@ -58,7 +58,9 @@ pub async fn observe(State(state): State<Arc<AppState>>, request: Request, next:
         None => {
             let id = freeway_types::random_id("req_");
             if let Ok(v) = HeaderValue::from_str(&id) {
-                response.headers_mut().insert("x-request-id", v);
+                response
+                    .headers_mut()
+                    .insert(crate::http::names::X_REQUEST_ID, v);
             }
             id
         }
@@ -184,10 +186,10 @@ fn trace_headers(span: &Span, response: &mut Response) -> Option<freeway_telemet
     let context = span.in_scope(freeway_telemetry::current)?;
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&context.traceparent()) {
-        headers.insert("traceresponse", v);
+        headers.insert(crate::http::names::TRACERESPONSE, v);
     }
     if let Ok(v) = HeaderValue::from_str(&context.trace_id.to_string()) {
-        headers.insert("x-trace-id", v);
+        headers.insert(crate::http::names::X_TRACE_ID, v);
     }
     Some(context.trace_id)
 }

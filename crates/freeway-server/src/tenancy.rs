@@ -634,7 +634,7 @@ pub async fn gate(
     };
     let meter = Meter::new(tenancy, caller, endpoint, model, body);
     if let Ok(v) = HeaderValue::from_str(&meter.request_id) {
-        headers.insert("x-request-id", v);
+        headers.insert(crate::http::names::X_REQUEST_ID, v);
     }
     let admission = match admit(tenancy, caller).await {
         Ok(a) => a,
@@ -651,7 +651,7 @@ pub async fn gate(
     let model = match admission.model {
         Some(route) => {
             if let Ok(v) = HeaderValue::from_str(&route) {
-                headers.insert("x-freeway-downgraded", v);
+                headers.insert(crate::http::names::X_FREEWAY_DOWNGRADED, v);
             }
             route
         }

@@ -18,7 +18,7 @@ pub(crate) use estimate::count_input;
 pub use estimate::estimate;
 use request::ChatCompletionRequest;
 pub(crate) use request::{function_tool, image, json_schema, tool_choice_mode};
-pub(crate) use response::{ChunkEncoder, completion as completion_json};
+pub(crate) use response::{ChunkEncoder, completion};
 
 use crate::error::ApiError;
 use crate::http::{

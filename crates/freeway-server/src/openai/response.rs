@@ -41,42 +41,93 @@ fn usage(u: &Usage) -> WireUsage {
     }
 }
 
-/// A `chat.completion` object answering for `model` (the name the client asked for).
-pub fn completion(id: &str, created: u64, model: &str, r: &ChatResponse) -> serde_json::Value {
+/// A `chat.completion` object answering for `model` (the name the client asked for). It
+/// borrows the response and serializes straight to the wire, with no JSON tree in between.
+#[derive(Serialize)]
+pub struct Completion<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: [Choice<'a>; 1],
+    usage: WireUsage,
+    system_fingerprint: Option<&'a str>,
+    /// The agent session that answered, for `model: "agent:…"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Choice<'a> {
+    index: u32,
+    message: AssistantMessage<'a>,
+    logprobs: Option<()>,
+    finish_reason: &'static str,
+}
+
+#[derive(Serialize)]
+struct AssistantMessage<'a> {
+    role: &'static str,
+    /// `null` when the answer is only tool calls.
+    content: Option<String>,
+    refusal: Option<()>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    tool_calls: Vec<WireToolCall<'a>>,
+}
+
+#[derive(Serialize)]
+struct WireToolCall<'a> {
+    id: &'a str,
+    r#type: &'static str,
+    function: WireFunction<'a>,
+}
+
+#[derive(Serialize)]
+struct WireFunction<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+pub fn completion<'a>(
+    id: &'a str,
+    created: u64,
+    model: &'a str,
+    r: &'a ChatResponse,
+) -> Completion<'a> {
     let text = r.text();
     let tool_calls: Vec<_> = r
         .tool_calls
         .iter()
-        .map(|c| {
-            json!({
-                "id": c.id,
-                "type": "function",
-                "function": { "name": c.name, "arguments": c.arguments },
-            })
+        .map(|c| WireToolCall {
+            id: &c.id,
+            r#type: "function",
+            function: WireFunction {
+                name: &c.name,
+                arguments: &c.arguments,
+            },
         })
         .collect();
-    let mut message = json!({
-        "role": "assistant",
-        "content": if text.is_empty() && !tool_calls.is_empty() { serde_json::Value::Null } else { text.into() },
-        "refusal": null,
-    });
-    if !tool_calls.is_empty() {
-        message["tool_calls"] = tool_calls.into();
-    }
-    json!({
-        "id": id,
-        "object": "chat.completion",
-        "created": created,
-        "model": model,
-        "choices": [{
-            "index": 0,
-            "message": message,
-            "logprobs": null,
-            "finish_reason": finish_reason(r.finish_reason),
+    let content = (!text.is_empty() || tool_calls.is_empty()).then_some(text);
+    Completion {
+        id,
+        object: "chat.completion",
+        created,
+        model,
+        choices: [Choice {
+            index: 0,
+            message: AssistantMessage {
+                role: "assistant",
+                content,
+                refusal: None,
+                tool_calls,
+            },
+            logprobs: None,
+            finish_reason: finish_reason(r.finish_reason),
         }],
-        "usage": usage(&r.usage),
-        "system_fingerprint": null,
-    })
+        usage: usage(&r.usage),
+        system_fingerprint: None,
+        session_id: None,
+    }
 }
 
 /// Encodes a stream as `chat.completion.chunk` SSE frames. The chunk envelope (id, created,
@@ -290,6 +341,49 @@ mod tests {
         assert_eq!(usage["choices"], json!([]));
         assert_eq!(usage["usage"]["total_tokens"], 7);
         assert_eq!(frames[2], "data: [DONE]");
+    }
+
+    #[test]
+    fn a_completion_serializes_in_the_wire_order_with_null_content_for_tool_calls_only() {
+        use freeway_types::{ContentPart, ToolCall};
+        let mut r = ChatResponse {
+            id: "up-1".into(),
+            model: "m".into(),
+            content: vec![ContentPart::text("Hi")],
+            tool_calls: Vec::new(),
+            finish_reason: FinishReason::Stop,
+            stop_sequence: None,
+            usage: Usage {
+                input_tokens: 3,
+                output_tokens: 4,
+                ..Usage::default()
+            },
+        };
+        let text = serde_json::to_string(&completion("chatcmpl-1", 7, "up/m", &r)).unwrap();
+        assert_eq!(
+            text,
+            r#"{"id":"chatcmpl-1","object":"chat.completion","created":7,"model":"up/m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7,"prompt_tokens_details":{"cached_tokens":0}},"system_fingerprint":null}"#
+        );
+
+        r.content.clear();
+        r.tool_calls.push(ToolCall {
+            id: "call_1".into(),
+            name: "get_weather".into(),
+            arguments: r#"{"city":"Oslo"}"#.into(),
+        });
+        r.finish_reason = FinishReason::ToolCalls;
+        let mut body = completion("chatcmpl-1", 7, "up/m", &r);
+        body.session_id = Some("ses_1");
+        let value = serde_json::to_value(&body).unwrap();
+        let message = &value["choices"][0]["message"];
+        assert!(message["content"].is_null());
+        assert_eq!(message["tool_calls"][0]["type"], "function");
+        assert_eq!(
+            message["tool_calls"][0]["function"]["arguments"],
+            r#"{"city":"Oslo"}"#
+        );
+        assert_eq!(value["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(value["session_id"], "ses_1");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use axum::response::Response;
 use freeway_agent::{Event, StopReason};
 use freeway_types::{ChatResponse, ContentPart, FinishReason, StreamEvent, Usage};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{CreateBody, MessageContent, agent_error, agents, create, session_in_scope};
 use crate::AppState;
@@ -182,10 +182,8 @@ pub async fn agent_chat(
         stop_sequence: None,
         usage,
     };
-    let mut body = crate::openai::completion_json(&id, created, &wire.model, &response);
-    if let Value::Object(o) = &mut body {
-        o.insert("session_id".into(), json!(session.id));
-    }
+    let mut body = crate::openai::completion(&id, created, &wire.model, &response);
+    body.session_id = Some(&session.id);
     Ok(Some(json_response(body, headers)))
 }
 

@@ -14,8 +14,8 @@ use crate::AppState;
 use crate::error::{ApiError, Category};
 use crate::tenancy::Caller;
 
-/// The non-standard header names this server sends, built once: a name given as a `&str`
-/// is copied into an allocation on every insert.
+/// The non-standard header names this server sends, built once: a name given to `insert` as
+/// a `&str` is copied into an allocation every time (`HeaderName::from_static` is not).
 pub mod names {
     use axum::http::HeaderName;
 
@@ -24,6 +24,7 @@ pub mod names {
     pub const X_FREEWAY_CACHE: HeaderName = HeaderName::from_static("x-freeway-cache");
     pub const X_FREEWAY_DOWNGRADED: HeaderName = HeaderName::from_static("x-freeway-downgraded");
     pub const X_FREEWAY_ROUTE: HeaderName = HeaderName::from_static("x-freeway-route");
+    pub const X_FREEWAY_SESSION: HeaderName = HeaderName::from_static("x-freeway-session");
     pub const X_FREEWAY_TARGET: HeaderName = HeaderName::from_static("x-freeway-target");
     pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
     pub const X_TRACE_ID: HeaderName = HeaderName::from_static("x-trace-id");

@@ -376,7 +376,7 @@ pub fn quota_headers(quota: &Quota) -> HeaderMap {
     let mut h = HeaderMap::new();
     let mut put = |name: &'static str, value: String| {
         if let Ok(v) = HeaderValue::from_str(&value) {
-            h.insert(name, v);
+            h.insert(axum::http::HeaderName::from_static(name), v);
         }
     };
     if let Some(r) = quota.requests {

@@ -123,7 +123,7 @@ pub async fn agent_chat(
     let created = unix_now();
     let mut headers = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&session.id) {
-        headers.insert("x-freeway-session", v);
+        headers.insert(crate::http::names::X_FREEWAY_SESSION, v);
     }
     if wire.stream {
         let include_usage = wire

@@ -686,7 +686,7 @@ fn event_stream(
     });
     let mut headers = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(session_id) {
-        headers.insert("x-freeway-session", v);
+        headers.insert(crate::http::names::X_FREEWAY_SESSION, v);
     }
     sse_response(frames, keep_alive, headers)
 }

@@ -21,7 +21,7 @@ pub const DEFAULT_MAX_TOKENS: u32 = 4096;
 
 pub struct AnthropicProvider {
     http: HttpClient,
-    messages_url: reqwest::Url,
+    messages_url: http::Uri,
     headers: [(HeaderName, HeaderValue); 1],
     default_max_tokens: u32,
 }
@@ -36,7 +36,7 @@ impl AnthropicProvider {
         settings.base_url = root.strip_suffix("/v1").unwrap_or(root).to_owned();
         let http = HttpClient::new(&settings)?;
         Ok(Self {
-            messages_url: http.parsed_url("/v1/messages")?,
+            messages_url: http.uri("/v1/messages")?,
             http,
             headers: [(
                 HeaderName::from_static("anthropic-version"),
@@ -96,10 +96,10 @@ impl Provider for AnthropicProvider {
     }
 
     async fn list_models(&self) -> Result<Vec<ModelInfo>, ProviderError> {
-        let url = self.http.url("/v1/models?limit=1000");
+        let url = self.http.uri("/v1/models?limit=1000")?;
         let response = self
             .http
-            .get(&url, &self.headers, response::classify)
+            .get(url, &self.headers, response::classify)
             .await?;
         let list: WireModelList = self.http.read_json(response, "model list").await?;
         Ok(list.into())

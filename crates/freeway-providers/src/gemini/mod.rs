@@ -3,6 +3,8 @@
 mod request;
 mod response;
 
+use std::fmt::Write as _;
+
 use freeway_types::{
     ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, EmbeddingResponse, ModelInfo,
     Provider, ProviderError, StreamAccumulator, StreamEvent,
@@ -34,8 +36,21 @@ impl GeminiProvider {
         })
     }
 
-    fn model_url(&self, model: &str, method: &str) -> String {
-        self.http.url(&format!("/v1beta/models/{model}:{method}"))
+    /// `…/v1beta/models/{model}:{method}`, the model name escaped so that it stays one path
+    /// segment whatever a client sent.
+    fn model_url(&self, model: &str, method: &str) -> Result<http::Uri, ProviderError> {
+        let mut path = String::with_capacity(16 + model.len() + method.len());
+        path.push_str("/v1beta/models/");
+        for b in model.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                path.push(char::from(b));
+            } else {
+                let _ = write!(path, "%{b:02X}");
+            }
+        }
+        path.push(':');
+        path.push_str(method);
+        self.http.uri(&path)
     }
 
     fn unsayable(&self, e: request::Unsayable) -> ProviderError {
@@ -55,10 +70,10 @@ impl Provider for GeminiProvider {
 
     async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
         let body = request::chat_body(request).map_err(|e| self.unsayable(e))?;
-        let url = self.model_url(&request.model, "streamGenerateContent?alt=sse");
+        let url = self.model_url(&request.model, "streamGenerateContent?alt=sse")?;
         let response = self
             .http
-            .post_json(&url, &[], body, response::classify)
+            .post_json(url, &[], body, response::classify)
             .await?;
         let decoder = Decoder {
             provider: self.http.provider().to_owned(),
@@ -69,10 +84,10 @@ impl Provider for GeminiProvider {
 
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         let body = request::chat_body(request).map_err(|e| self.unsayable(e))?;
-        let url = self.model_url(&request.model, "generateContent");
+        let url = self.model_url(&request.model, "generateContent")?;
         let response = self
             .http
-            .post_json(&url, &[], body, response::classify)
+            .post_json(url, &[], body, response::classify)
             .await?;
         let wire: WireResponse = self.http.read_json(response, "generateContent").await?;
         let id = wire.response_id.clone().unwrap_or_default();
@@ -94,7 +109,7 @@ impl Provider for GeminiProvider {
         let response = self
             .http
             .get(
-                &self.http.url("/v1beta/models?pageSize=1000"),
+                self.http.uri("/v1beta/models?pageSize=1000")?,
                 &[],
                 response::classify,
             )
@@ -105,10 +120,10 @@ impl Provider for GeminiProvider {
 
     async fn embed(&self, request: &EmbeddingRequest) -> Result<EmbeddingResponse, ProviderError> {
         let body = request::embedding_body(request).map_err(|e| self.unsayable(e))?;
-        let url = self.model_url(&request.model, "batchEmbedContents");
+        let url = self.model_url(&request.model, "batchEmbedContents")?;
         let response = self
             .http
-            .post_json(&url, &[], body, response::classify)
+            .post_json(url, &[], body, response::classify)
             .await?;
         let wire: WireEmbeddings = self.http.read_json(response, "batchEmbedContents").await?;
         Ok(wire.into_response(&request.model))

@@ -50,14 +50,14 @@ impl Default for Quirks {
 pub struct OpenAiProvider {
     http: HttpClient,
     quirks: Quirks,
-    chat_url: reqwest::Url,
+    chat_url: http::Uri,
 }
 
 impl OpenAiProvider {
     /// `settings.base_url` ends in `/v1` (or the vendor's equivalent); paths are appended.
     pub fn new(settings: &HttpSettings, quirks: Quirks) -> Result<Self, ProviderError> {
         let http = HttpClient::new(settings)?;
-        let chat_url = http.parsed_url("/chat/completions")?;
+        let chat_url = http.uri("/chat/completions")?;
         Ok(Self {
             http,
             quirks,
@@ -110,7 +110,7 @@ impl Provider for OpenAiProvider {
     async fn list_models(&self) -> Result<Vec<ModelInfo>, ProviderError> {
         let response = self
             .http
-            .get(&self.http.url("/models"), &[], response::classify)
+            .get(self.http.uri("/models")?, &[], response::classify)
             .await?;
         let list: WireModelList = self.http.read_json(response, "model list").await?;
         Ok(list.into())
@@ -123,7 +123,7 @@ impl Provider for OpenAiProvider {
         })?;
         let response = self
             .http
-            .post_json(&self.http.url("/embeddings"), &[], body, response::classify)
+            .post_json(self.http.uri("/embeddings")?, &[], body, response::classify)
             .await?;
         let wire: WireEmbeddingResponse = self.http.read_json(response, "embeddings").await?;
         Ok(wire.into())

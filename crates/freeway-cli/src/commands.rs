@@ -178,15 +178,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         signal.cancel();
     });
     // Accept on a worker: on the thread that runs `main`, each new connection cost two more
-    // thread wake-ups (the I/O driver woke that thread, and it woke a worker to serve). And
-    // serve the router through `into_make_service`, which hands each connection a reference
-    // to it: a `Router` served as is copies its whole route table for every connection.
-    let server = axum::serve(listener, app.into_make_service())
-        .with_graceful_shutdown(shutdown.cancelled_owned());
-    tokio::spawn(server.into_future())
+    // thread wake-ups (the I/O driver woke that thread, and it woke a worker to serve).
+    tokio::spawn(freeway_server::serve::serve(listener, app, shutdown))
         .await
-        .context("the server task failed")?
-        .context("server failed")?;
+        .context("the server task failed")?;
     // Every request answered has handed its ledger row over; write them before leaving.
     tenancy.flush().await;
     tenancy.store.close().await;

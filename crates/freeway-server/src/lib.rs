@@ -20,6 +20,7 @@ pub mod observe;
 mod openai;
 pub mod ops;
 pub mod responses;
+pub mod serve;
 pub mod sessions;
 pub mod tenancy;
 

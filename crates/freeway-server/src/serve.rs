@@ -174,8 +174,14 @@ mod tests {
         }
     }
 
-    fn context(count: &Arc<Count>) -> Waker {
-        Waker::from(count.clone())
+    /// Polls `future` once inside `InlineWakes` with a task waker that counts the wakes
+    /// reaching it.
+    fn poll_once<F: Future>(future: F) -> (Poll<F::Output>, Arc<Count>, InlineWakes<F>) {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut future = InlineWakes::new(future);
+        let polled = Pin::new(&mut future).poll(&mut Context::from_waker(&waker));
+        (polled, count, future)
     }
 
     #[test]
@@ -190,10 +196,7 @@ mod tests {
                 Poll::Ready(polls)
             }
         });
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = context(&count);
-        let mut future = InlineWakes::new(future);
-        let polled = Pin::new(&mut future).poll(&mut Context::from_waker(&waker));
+        let (polled, count, _) = poll_once(future);
         assert_eq!(polled, Poll::Ready(3));
         assert_eq!(count.0.load(Ordering::Relaxed), 0);
     }
@@ -206,14 +209,8 @@ mod tests {
             *keep.lock().unwrap() = Some(cx.waker().clone());
             Poll::<()>::Pending
         });
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = context(&count);
-        let mut future = InlineWakes::new(future);
-        assert!(
-            Pin::new(&mut future)
-                .poll(&mut Context::from_waker(&waker))
-                .is_pending()
-        );
+        let (polled, count, _future) = poll_once(future);
+        assert!(polled.is_pending());
         let inner = stored.lock().unwrap().take().unwrap();
         std::thread::spawn(move || inner.wake()).join().unwrap();
         assert_eq!(count.0.load(Ordering::Relaxed), 1);
@@ -278,14 +275,8 @@ mod tests {
             cx.waker().wake_by_ref();
             Poll::<()>::Pending
         });
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = context(&count);
-        let mut future = InlineWakes::new(future);
-        assert!(
-            Pin::new(&mut future)
-                .poll(&mut Context::from_waker(&waker))
-                .is_pending()
-        );
+        let (polled, count, _future) = poll_once(future);
+        assert!(polled.is_pending());
         assert_eq!(count.0.load(Ordering::Relaxed), 1);
     }
 }

@@ -100,12 +100,6 @@ impl Stream for TimedBody {
 
 /// hyper's error and its causes in one line (`error reading a body from connection: …`).
 fn describe(e: &hyper::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    message
+    let causes: Vec<String> = super::chain(e).map(ToString::to_string).collect();
+    causes.join(": ")
 }
